@@ -1,0 +1,33 @@
+# Everything a fresh machine with Python 3.11 needs: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit test-e2e bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install          ## Temporal + worker host + API + a local GPU agent, in the foreground
+	$(BIN)/simpletuner dev
+
+test: install         ## the whole suite against real processes
+	$(BIN)/python -m pytest -q
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-e2e: install
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench: install        ## benchmarks (run by hand; they print numbers)
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf .data

@@ -1,0 +1,125 @@
+"""Tables of the app database (the read model and configuration; Temporal holds jobs in flight)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class User(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    username: str = Field(unique=True, index=True)
+    email: str | None = None
+    level: str = "researcher"
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    name: str
+    key_hash: str = Field(unique=True, index=True)
+    prefix: str
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class TrainingConfig(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    args: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    command: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    env: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    gpu_count: int = 1
+    hardware_type: str | None = None
+    estimated_hours: float | None = None
+    owner_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    owner_id: str = Field(index=True)
+    owner_name: str
+    config_name: str = Field(index=True)
+    target: str
+    worker_labels: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    gpu_count: int | None = None
+    priority: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str
+    status: str = Field(default="pending", index=True)
+    attempt: int = 0
+    max_attempts: int = 3
+    agent_id: str | None = None
+    agent_name: str | None = None
+    queue_reason: str | None = None
+    error: str | None = None
+    progress: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    outputs: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class JobLogLine(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(index=True)
+    seq: int
+    attempt: int = 0
+    line: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobEvent(SQLModel, table=True):
+    """Append-only event log; the id orders the SSE stream and resumes it (Last-Event-ID)."""
+    __table_args__ = (UniqueConstraint("job_id", "transition_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str | None = Field(default=None, index=True)
+    transition_seq: int | None = None
+    event_type: str
+    status: str | None = None
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str
+    action: str = Field(index=True)
+    target_type: str
+    target_id: str | None = Field(default=None, index=True)
+    ip: str | None = None
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Worker(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str = Field(unique=True, index=True)
+    worker_type: str = "persistent"
+    local: bool = False
+    labels: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    token_hash: str = Field(unique=True, index=True)
+    state: str = "connecting"  # last state the agent reported (or disconnect)
+    draining: bool = False
+    gpu_count: int = 0
+    gpu_name: str | None = None
+    gpu_vram_gb: float | None = None
+    accelerator_type: str | None = None
+    hostname: str | None = None
+    task_queue: str | None = None
+    current_job_id: str | None = None
+    registered_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,174 @@
+"""Settings of the control plane: defaults < enterprise config file < SIMPLETUNER_* env vars."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigFileError(ValueError):
+    """The enterprise config file is unreadable or invalid; the message names file and key."""
+
+
+class TemporalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    tls: bool = False
+    tls_ca_path: str | None = None
+    tls_cert_path: str | None = None
+    tls_key_path: str | None = None
+    public_address: str | None = None  # what agents on other machines should dial
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    host: str = "127.0.0.1"
+    port: int = 8001
+    admin_token: str | None = None
+    config_dir: Path | None = None
+    heartbeat_timeout_seconds: float = Field(120.0, gt=0)
+    job_max_attempts: int = Field(3, ge=1)
+    placement_recheck_seconds: float = Field(15.0, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_upload_bytes: int = Field(8 * 1024**3, gt=0)
+    log_level: str = "INFO"
+    log_format: str = "text"
+    log_file: str | None = None
+    # Blocks owned by later features; accepted here so a file written for them still loads.
+    network: dict[str, Any] = Field(default_factory=dict)
+    auth: dict[str, Any] = Field(default_factory=dict)
+    oidc: dict[str, Any] = Field(default_factory=dict)
+    background: dict[str, Any] = Field(default_factory=dict)
+    config_file: Path | None = None
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'simpletuner.db').resolve()}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+
+# Env var -> dotted settings key.
+ENV_KEYS: dict[str, str] = {
+    "SIMPLETUNER_DATA_DIR": "data_dir",
+    "SIMPLETUNER_DATABASE_URL": "database_url",
+    "SIMPLETUNER_TEMPORAL_ADDRESS": "temporal.address",
+    "SIMPLETUNER_TEMPORAL_NAMESPACE": "temporal.namespace",
+    "SIMPLETUNER_TEMPORAL_TLS": "temporal.tls",
+    "SIMPLETUNER_TEMPORAL_TLS_CA": "temporal.tls_ca_path",
+    "SIMPLETUNER_TEMPORAL_TLS_CERT": "temporal.tls_cert_path",
+    "SIMPLETUNER_TEMPORAL_TLS_KEY": "temporal.tls_key_path",
+    "SIMPLETUNER_TEMPORAL_PUBLIC_ADDRESS": "temporal.public_address",
+    "SIMPLETUNER_HOST": "host",
+    "SIMPLETUNER_PORT": "port",
+    "SIMPLETUNER_ADMIN_TOKEN": "admin_token",
+    "SIMPLETUNER_CONFIG_DIR": "config_dir",
+    "SIMPLETUNER_HEARTBEAT_TIMEOUT": "heartbeat_timeout_seconds",
+    "SIMPLETUNER_JOB_MAX_ATTEMPTS": "job_max_attempts",
+    "SIMPLETUNER_PLACEMENT_RECHECK_SECONDS": "placement_recheck_seconds",
+    "SIMPLETUNER_MAX_BODY_BYTES": "max_body_bytes",
+    "SIMPLETUNER_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "SIMPLETUNER_LOG_LEVEL": "log_level",
+    "SIMPLETUNER_LOG_FORMAT": "log_format",
+    "SIMPLETUNER_LOG_FILE": "log_file",
+}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def config_file_candidates(env: dict[str, str]) -> list[Path]:
+    """The enterprise guide's search order; each place may hold the YAML or the JSON form."""
+    explicit = env.get("SIMPLETUNER_ENTERPRISE_CONFIG")
+    if explicit:
+        return [Path(explicit)]
+    home = Path(env.get("HOME", str(Path.home())))
+    bases = [Path("simpletuner-enterprise"), home / ".config/simpletuner/enterprise",
+             Path("/etc/simpletuner/enterprise")]
+    return [base.with_name(base.name + ext) for base in bases for ext in (".yaml", ".yml", ".json")]
+
+
+def _interpolate(value: Any, env: dict[str, str], path: str, file: Path) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{path}[{i}]", file) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigFileError(f"{file}: {path}: environment variable ${{{name}}} is not set")
+            return env[name]
+        return _VAR.sub(sub, value)
+    return value
+
+
+def read_config_file(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: the top level must be a mapping")
+    return _interpolate(data, env, "", path)
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{source}: {key}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data: dict[str, Any] = {}
+    config_path = next((p for p in config_file_candidates(env) if p.exists()), None)
+    if env.get("SIMPLETUNER_ENTERPRISE_CONFIG") and config_path is None:
+        raise ConfigFileError(f"{env['SIMPLETUNER_ENTERPRISE_CONFIG']}: file not found "
+                              "(named by SIMPLETUNER_ENTERPRISE_CONFIG)")
+    if config_path is not None:
+        data = read_config_file(config_path, env)
+        try:
+            Settings.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigFileError(_describe(exc, str(config_path))) from exc
+        data["config_file"] = str(config_path)
+    for var, key in ENV_KEYS.items():
+        if env.get(var, "") != "":
+            _set_dotted(data, key, env[var])
+    for key, value in overrides.items():
+        _set_dotted(data, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigFileError(_describe(exc, "environment")) from exc

@@ -1,0 +1,37 @@
+"""Messages the API sends to job workflows about agents (through Temporal, never to agents)."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.errors import Conflict
+from workflows.contracts import TRAINING_WORKFLOW, AgentStarted
+from workflows.training_job import TrainingJobWorkflow
+
+log = logging.getLogger(__name__)
+
+
+async def signal_agent_started(client: Client, job_id: str, started: AgentStarted) -> None:
+    try:
+        await client.get_workflow_handle(job_id).signal(TrainingJobWorkflow.agent_started, started)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(f"job {job_id} is no longer running") from exc
+        raise
+
+
+async def nudge_queued_jobs(client: Client) -> None:
+    """An agent appeared: jobs waiting for placement re-check at once instead of at their timer."""
+    query = f'WorkflowType = "{TRAINING_WORKFLOW}" AND ExecutionStatus = "Running" AND JobStatus = "queued"'
+    try:
+        async for wf in client.list_workflows(query):
+            try:
+                await client.get_workflow_handle(wf.id, run_id=wf.run_id).signal(
+                    TrainingJobWorkflow.agents_changed_signal)
+            except RPCError as exc:  # finished in between: nothing to nudge
+                log.debug("could not nudge %s: %s", wf.id, exc)
+    except RPCError as exc:
+        log.warning("could not list queued jobs to nudge: %s", exc)

@@ -1,0 +1,41 @@
+"""The FastAPI application factory. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from activities.runtime import load_config_dir, open_database
+from activities.services.users import bootstrap_admin
+from activities.settings import Settings
+from activities.temporal_client import connect
+from api import errors
+from api.body_limit import BodyLimitMiddleware
+from api.routers import admin_workers, agents, configs, events, health, jobs
+from api.state import AppState
+
+log = logging.getLogger("simpletuner.api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db = open_database(settings)
+        bootstrap_admin(db.session, settings.admin_token_path, settings.admin_token)
+        loaded = load_config_dir(settings, db)
+        if loaded:
+            log.info("loaded %d config(s) from %s", len(loaded), settings.config_dir)
+        client = await connect(settings.temporal, lazy=True)
+        app.state.core = AppState(settings=settings, db=db, temporal=client)
+        yield
+        db.engine.dispose()
+
+    app = FastAPI(title="SimpleTuner control plane", version=health.VERSION, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
+    errors.install(app)
+    for module in (health, configs, jobs, events, admin_workers, agents):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,47 @@
+"""Admin API for GPU agents: create (token shown once), list, drain, rotate token, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from activities.services import workers
+from activities.services.workers import WorkerCreate
+from api.deps import AdminDep, SessionDep, StateDep
+
+router = APIRouter(prefix="/api/admin/workers", tags=["admin: workers"])
+
+
+@router.get("")
+def list_workers(session: SessionDep, state: StateDep, _: AdminDep) -> dict:
+    timeout = state.settings.heartbeat_timeout_seconds
+    return {"workers": [workers.to_dict(w, timeout) for w in workers.list_all(session)]}
+
+
+@router.post("", status_code=201)
+def create_worker(body: WorkerCreate, session: SessionDep, principal: AdminDep) -> dict:
+    worker, token = workers.create(session, body, actor=principal.username)
+    session.commit()
+    return {"worker_id": worker.id, "token": token, "name": worker.name, "worker_type": worker.worker_type,
+            "labels": worker.labels, "local": worker.local}
+
+
+@router.post("/{worker_id}/drain")
+def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: AdminDep) -> dict:
+    worker = workers.drain(session, worker_id, actor=principal.username)
+    session.commit()
+    return {"worker_id": worker.id, "draining": True,
+            "status": workers.status_of(worker, state.settings.heartbeat_timeout_seconds)}
+
+
+@router.post("/{worker_id}/token")
+def rotate_token(worker_id: str, session: SessionDep, principal: AdminDep) -> dict:
+    token = workers.rotate_token(session, worker_id, actor=principal.username)
+    session.commit()
+    return {"worker_id": worker_id, "token": token}
+
+
+@router.delete("/{worker_id}")
+def delete_worker(worker_id: str, session: SessionDep, state: StateDep, principal: AdminDep) -> dict:
+    workers.delete(session, worker_id, actor=principal.username, timeout_s=state.settings.heartbeat_timeout_seconds)
+    session.commit()
+    return {"deleted": worker_id}

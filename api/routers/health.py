@@ -1,0 +1,74 @@
+"""Health: /api/cloud/health/live, /ready (503 when DB or Temporal is down) and the full report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from activities.services import workers
+from api.deps import StateDep
+from api.state import AppState
+
+router = APIRouter(prefix="/api/cloud/health", tags=["health"])
+VERSION = "0.1.0"
+
+
+def _check_db(state: AppState) -> dict:
+    started = time.perf_counter()
+    try:
+        with state.db.session() as session:
+            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            agents = workers.list_all(session)
+        latency = (time.perf_counter() - started) * 1000
+        timeout = state.settings.heartbeat_timeout_seconds
+        online = sum(1 for w in agents if workers.status_of(w, timeout) not in ("offline", "connecting"))
+        return {"name": "database", "status": "healthy", "latency_ms": round(latency, 2),
+                "message": f"{state.db.engine.dialect.name} database accessible", "_agents": (online, len(agents))}
+    except Exception as exc:  # any driver error means the database is unusable
+        return {"name": "database", "status": "unhealthy", "message": f"database error: {exc.__class__.__name__}: {exc}"}
+
+
+async def _check_temporal(state: AppState) -> dict:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(state.temporal.service_client.check_health(timeout=timedelta(seconds=2)), 3)
+        return {"name": "temporal", "status": "healthy", "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "message": f"{state.settings.temporal.address} namespace {state.settings.temporal.namespace}"}
+    except Exception as exc:  # unreachable, timed out or refusing
+        return {"name": "temporal", "status": "unhealthy",
+                "message": f"{state.settings.temporal.address} unreachable: {exc.__class__.__name__}: {exc}"}
+
+
+@router.get("/live")
+def live() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(state: StateDep) -> JSONResponse:
+    db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
+    failing = [c for c in (db, temporal) if c["status"] != "healthy"]
+    if failing:
+        return JSONResponse({"status": "not_ready", "detail": "; ".join(c["message"] for c in failing)},
+                            status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("")
+async def health(state: StateDep) -> JSONResponse:
+    db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
+    online, total = db.pop("_agents", (0, 0))
+    agents = {"name": "agents", "status": "healthy" if online else "degraded",
+              "message": f"{online} of {total} agent(s) online", "online": online, "total": total}
+    components = [db, temporal, agents]
+    status = ("unhealthy" if any(c["status"] == "unhealthy" for c in components)
+              else "degraded" if any(c["status"] == "degraded" for c in components) else "healthy")
+    return JSONResponse({"status": status, "version": VERSION,
+                         "uptime_seconds": round(time.monotonic() - state.started_at, 1),
+                         "timestamp": datetime.now(timezone.utc).isoformat(), "components": components},
+                        status_code=503 if status == "unhealthy" else 200)

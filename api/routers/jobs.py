@@ -1,0 +1,108 @@
+"""Jobs: submit, list, detail, cancel, logs (JSON and SSE), output downloads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.db.models import JobLogLine
+from activities.errors import Conflict, InvalidInput, NotFound
+from activities.services import jobs
+from activities.services.audit import audit
+from api import outputs, sse
+from api.deps import PrincipalDep, SessionDep, StateDep, client_ip
+from api.submission import SubmitBody, submit
+from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post("/api/queue/submit")
+async def submit_job(body: SubmitBody, state: StateDep, principal: PrincipalDep, request: Request,
+                     response: Response) -> dict:
+    job, created = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))
+    response.status_code = 201 if created else 200
+    return {"job_id": job["job_id"], "status": job["status"], "idempotent_replay": not created, "job": job}
+
+
+@router.get("/api/cloud/jobs")
+def list_jobs(session: SessionDep, _: PrincipalDep, request: Request,
+              status: str | None = None, user: str | None = None, config: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    if status is not None and status not in ALL_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(ALL_STATUSES)}")
+    rows, total = jobs.list_jobs(session, status, user, config, limit, offset)
+    base = str(request.base_url).rstrip("/")
+    return {"jobs": [jobs.to_dict(j, base) for j in rows], "total": total}
+
+
+@router.get("/api/cloud/jobs/{job_id}")
+def get_job(job_id: str, session: SessionDep, _: PrincipalDep, request: Request) -> dict:
+    return jobs.to_dict(jobs.get(session, job_id), str(request.base_url).rstrip("/"))
+
+
+@router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202)
+async def cancel_job(job_id: str, state: StateDep, principal: PrincipalDep, request: Request) -> dict:
+    with state.db.session() as session:
+        job = jobs.get(session, job_id)
+        if job.status in TERMINAL_STATUSES:
+            raise Conflict(f"job {job_id} is already {job.status}")
+    try:
+        await state.temporal.get_workflow_handle(job_id).cancel()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Conflict(f"job {job_id} has already finished") from exc
+        raise
+    with state.db.session() as session:
+        audit(session, principal.username, "job.cancel_requested", "job", job_id, ip=client_ip(request))
+        session.commit()
+    return {"job_id": job_id, "cancel_requested": True}
+
+
+def _log_dict(row: JobLogLine) -> dict:
+    return {"id": row.id, "attempt": row.attempt, "seq": row.seq, "line": row.line}
+
+
+@router.get("/api/cloud/jobs/{job_id}/logs")
+def get_logs(job_id: str, session: SessionDep, _: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
+             limit: Annotated[int, Query(ge=1, le=10000)] = 1000, attempt: int | None = None) -> dict:
+    jobs.get(session, job_id)
+    rows = jobs.read_logs(session, job_id, after, limit)
+    if attempt is not None:
+        rows = [r for r in rows if r.attempt == attempt]
+    return {"job_id": job_id, "lines": [_log_dict(r) for r in rows],
+            "next_after": rows[-1].id if rows else after}
+
+
+@router.get("/api/cloud/jobs/{job_id}/logs/stream")
+async def stream_logs(job_id: str, state: StateDep, _: PrincipalDep, request: Request,
+                      after: Annotated[int | None, Query(ge=0)] = None):
+    def fetch_sync(cursor: int):
+        with state.db.session() as session:
+            job = jobs.get(session, job_id)
+            rows = jobs.read_logs(session, job_id, cursor, 500)
+            frames = [(r.id, sse.frame(_log_dict(r), "log", r.id)) for r in rows]
+            done = job.status in TERMINAL_STATUSES and not rows
+            if done:
+                frames.append((cursor, sse.frame({"job_id": job_id, "status": job.status}, "end")))
+            return frames, done
+
+    await asyncio.to_thread(fetch_sync, 0)  # 404 before the stream starts
+    return sse.response(sse.tail(request, lambda c: asyncio.to_thread(fetch_sync, c), sse.last_event_id(request, after)))
+
+
+@router.get("/api/cloud/jobs/{job_id}/outputs/{name:path}")
+def download_output(job_id: str, name: str, session: SessionDep, state: StateDep, _: PrincipalDep) -> FileResponse:
+    job = jobs.get(session, job_id)
+    if not any(o["name"] == name for o in job.outputs):
+        raise NotFound(f"job {job_id} has no output {name!r}")
+    path: Path = outputs.path_for(state.settings, job_id, name)
+    if not path.is_file():
+        raise NotFound(f"output {name!r} of job {job_id} is missing on this server")
+    return FileResponse(path, filename=Path(name).name)
+

@@ -1,0 +1,106 @@
+"""`simpletuner` command: server | worker-host | worker | dev | temporal-dev."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from activities.runtime import configure_logging
+    from activities.settings import load_settings
+    from api.app import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    ssl: dict = {}
+    if args.ssl:
+        cert, key = args.ssl_cert or os.environ.get("SIMPLETUNER_SSL_CERT"), args.ssl_key or os.environ.get("SIMPLETUNER_SSL_KEY")
+        if not cert or not key:
+            print("error: --ssl needs --ssl-cert/--ssl-key or SIMPLETUNER_SSL_CERT/SIMPLETUNER_SSL_KEY", file=sys.stderr)
+            return 2
+        ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=5, **ssl)
+    return 0
+
+
+def _worker_host(_: argparse.Namespace) -> int:
+    from worker_host.main import main
+
+    return main()
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from cli.dev import main
+
+    return main(args)
+
+
+def _temporal_dev(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cli.temporal_dev import dev_server_argv
+
+    argv = dev_server_argv(Path(args.db_file) if args.db_file else None, args.port, args.ui_port)
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simpletuner", description="Control plane for GPU training jobs on Temporal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("server", help="run the REST API")
+    server.add_argument("--host")
+    server.add_argument("--port", type=int)
+    server.add_argument("--ssl", action="store_true", help="serve HTTPS")
+    server.add_argument("--ssl-cert")
+    server.add_argument("--ssl-key")
+    server.set_defaults(func=_server)
+    sub.add_parser("worker-host", help="run the Temporal worker for workflows and control activities"
+                   ).set_defaults(func=_worker_host)
+    sub.add_parser("worker", help="run a GPU agent (see `simpletuner worker --help`)", add_help=False)
+    dev = sub.add_parser("dev", help="run Temporal, the worker host, the API and a local agent in the foreground")
+    dev.add_argument("--no-agent", action="store_true", help="do not start the local GPU agent")
+    dev.set_defaults(func=_dev)
+    tdev = sub.add_parser("temporal-dev", help="run only the Temporal dev server with the project's settings")
+    tdev.add_argument("--db-file", default=".data/temporal.db")
+    tdev.add_argument("--port", type=int, default=7233)
+    tdev.add_argument("--ui-port", type=int, default=8233)
+    tdev.set_defaults(func=_temporal_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        from gpu_agent.cli import main as agent_main
+
+        return agent_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # settings errors and the like: one clear line, no traceback
+        from activities.settings import ConfigFileError
+
+        if isinstance(exc, ConfigFileError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def run() -> None:
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,173 @@
+"""Everything that crosses Temporal: payload models, queue names, ids, search attributes.
+
+Workflow-safe: pure data and pure functions, no I/O. The GPU agent imports only this module
+from the control plane.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey
+
+# ---- task queues and names -------------------------------------------------------------
+
+CONTROL_TASK_QUEUE = "simpletuner.control"
+RUN_TRAINING_ACTIVITY = "run_training"
+TRAINING_WORKFLOW = "TrainingJobWorkflow"
+
+JobStatus = Literal["pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+ALL_STATUSES: tuple[str, ...] = ("pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled")
+JobTarget = Literal["worker", "local", "auto"]
+
+# Error types raised by activities and read by the workflow.
+ERR_TRAINING_FAILED = "TrainingProcessFailed"  # the process exited non-zero: job fails, no retry
+ERR_AGENT_UNAVAILABLE = "AgentUnavailable"  # agent refused or handed back the task: retry elsewhere
+ERR_INVALID_SUBMISSION = "InvalidSubmission"  # evaluation rejected the job
+
+
+def pool_task_queue(labels: dict[str, str], gpu_count: int, local: bool) -> str:
+    """Agents with identical labels, GPU count and locality share one task queue."""
+    canonical = json.dumps({"labels": dict(sorted(labels.items())), "gpu_count": gpu_count, "local": local},
+                           sort_keys=True, separators=(",", ":"))
+    return "gpu." + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Every selector key must be present; values are glob patterns (``a100*``)."""
+    return all(key in labels and fnmatch.fnmatchcase(labels[key], pattern) for key, pattern in selector.items())
+
+
+def job_id_for(owner_id: str, idempotency_key: str | None, random_hex: str) -> str:
+    """Same owner + idempotency key gives the same job (= workflow) id, so Temporal starts it once."""
+    if idempotency_key:
+        digest = hashlib.sha256(f"{owner_id}\x00{idempotency_key}".encode()).hexdigest()[:24]
+        return f"job-{digest}"
+    return f"job-{random_hex[:24]}"
+
+
+# ---- search attributes ---------------------------------------------------------------------
+
+SA_JOB_STATUS = SearchAttributeKey.for_keyword("JobStatus")
+SA_JOB_OWNER = SearchAttributeKey.for_keyword("JobOwner")
+SA_CONFIG_NAME = SearchAttributeKey.for_keyword("ConfigName")
+SA_JOB_TARGET = SearchAttributeKey.for_keyword("JobTarget")
+SA_AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
+SA_JOB_ATTEMPT = SearchAttributeKey.for_int("JobAttempt")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
+    SA_JOB_STATUS, SA_JOB_OWNER, SA_CONFIG_NAME, SA_JOB_TARGET, SA_AGENT_NAME, SA_JOB_ATTEMPT,
+)
+
+
+# ---- payloads ---------------------------------------------------------------------------
+
+class TrainingConfigSpec(BaseModel):
+    """A resolved training config as the agent needs it."""
+    name: str
+    args: dict = Field(default_factory=dict)
+    command: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    gpu_count: int = 1
+    hardware_type: str | None = None
+    estimated_hours: float | None = None
+
+
+class JobSubmission(BaseModel):
+    """Workflow input: what the API accepted."""
+    job_id: str
+    owner_id: str
+    owner_name: str
+    config_name: str
+    target: JobTarget = "auto"
+    worker_labels: dict[str, str] = Field(default_factory=dict)
+    gpu_count: int | None = None
+    priority: int | None = None
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    max_attempts: int = 3
+    heartbeat_timeout_seconds: float = 120.0
+    placement_recheck_seconds: float = 15.0
+
+
+class EvaluatedJob(BaseModel):
+    """Result of evaluating a submission: the frozen config the job will run."""
+    config: TrainingConfigSpec
+    gpu_count: int
+
+
+class PlacementRequest(BaseModel):
+    job_id: str
+    target: JobTarget
+    worker_labels: dict[str, str]
+    gpu_count: int
+    exclude_agent_ids: list[str] = Field(default_factory=list)
+
+
+class Placement(BaseModel):
+    """Where to dispatch, or why the job must wait."""
+    task_queue: str | None = None
+    is_local: bool = False
+    agent_count: int = 0
+    reason: str | None = None
+
+
+class TrainingAssignment(BaseModel):
+    """Input of the ``run_training`` activity executed by a GPU agent."""
+    job_id: str
+    attempt: int
+    owner_name: str
+    config: TrainingConfigSpec
+
+
+class OutputFile(BaseModel):
+    name: str
+    size: int
+    sha256: str
+
+
+class TrainingOutcome(BaseModel):
+    exit_code: int
+    agent_id: str
+    agent_name: str
+    outputs: list[OutputFile] = Field(default_factory=list)
+    duration_seconds: float = 0.0
+
+
+class AgentStarted(BaseModel):
+    """Signal: an agent claimed the job's current attempt and started the process."""
+    agent_id: str
+    agent_name: str
+    attempt: int
+
+
+class Transition(BaseModel):
+    """Activity input: one status change of a job, written with its event and audit entry."""
+    job_id: str
+    seq: int  # per-workflow transition counter: a retried activity never writes twice
+    status: JobStatus
+    attempt: int = 0
+    agent_id: str | None = None
+    agent_name: str | None = None
+    queue_reason: str | None = None
+    error: str | None = None
+    outputs: list[OutputFile] | None = None
+    message: str | None = None
+
+
+class JobResult(BaseModel):
+    job_id: str
+    status: JobStatus
+    attempt: int
+    agent_name: str | None = None
+    error: str | None = None
+    outputs: list[OutputFile] = Field(default_factory=list)
+
+
+def heartbeat_timeout(seconds: float) -> timedelta:
+    return timedelta(seconds=max(1.0, seconds))
