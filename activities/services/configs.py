@@ -73,6 +73,8 @@ def upsert(session: Session, name: str, body: ConfigBody, actor: str, owner_id: 
     created = config is None
     if created:
         config = TrainingConfig(name=name, owner_id=owner_id)
+    elif all(getattr(config, field) == value for field, value in body.model_dump().items()):
+        return config, False  # unchanged: no write, no audit entry
     for field, value in body.model_dump().items():
         setattr(config, field, value)
     config.updated_at = utcnow()
