@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -10,13 +11,27 @@ from fastapi import FastAPI
 from activities.runtime import load_config_dir, open_database
 from activities.services.users import bootstrap_admin
 from activities.settings import Settings
-from activities.temporal_client import connect
+from activities.temporal_client import connect, ensure_search_attributes
 from api import errors
 from api.body_limit import BodyLimitMiddleware
 from api.routers import admin_workers, agents, configs, events, health, jobs
 from api.state import AppState
 
 log = logging.getLogger("simpletuner.api")
+
+
+async def _register_search_attributes(client) -> None:
+    """Workflows are started with search attributes, so the namespace must know them; Temporal
+    may come up after the API, hence the retries."""
+    delay = 0.5
+    while True:
+        try:
+            await ensure_search_attributes(client)
+            return
+        except Exception as exc:  # unreachable or still starting
+            log.warning("cannot register search attributes yet (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,7 +44,9 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("loaded %d config(s) from %s", len(loaded), settings.config_dir)
         client = await connect(settings.temporal, lazy=True)
         app.state.core = AppState(settings=settings, db=db, temporal=client)
+        registering = asyncio.create_task(_register_search_attributes(client))
         yield
+        registering.cancel()
         db.engine.dispose()
 
     app = FastAPI(title="SimpleTuner control plane", version=health.VERSION, lifespan=lifespan)
