@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -106,7 +106,8 @@ class PlacementRequest(BaseModel):
     target: JobTarget
     worker_labels: dict[str, str]
     gpu_count: int
-    exclude_agent_ids: list[str] = Field(default_factory=list)
+    # agent id -> when it was lost on this job: skipped unless it registered again since
+    excluded_agents: dict[str, datetime] = Field(default_factory=dict)
 
 
 class Placement(BaseModel):

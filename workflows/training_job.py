@@ -10,7 +10,7 @@ the ``record_transition`` activity and mirrored into search attributes and curre
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -46,6 +46,7 @@ class TrainingJobWorkflow:
         self.sub = sub
         self.status = "pending"
         self.attempt = 0
+        self.failures = 0
         self.agent: AgentStarted | None = None
         self.agents_changed = False
         self.queue_reason: str | None = None
@@ -95,10 +96,12 @@ class TrainingJobWorkflow:
             raise JobEnded("failed", _message(err)) from err
 
     async def _dispatch_until_done(self, evaluated: EvaluatedJob) -> TrainingOutcome:
-        excluded: list[str] = []
+        """Each dispatch an agent claimed gets a new attempt number (its logs stay apart); only
+        lost agents count against ``max_attempts``, a hand-back (drain, shutdown) does not."""
+        excluded: dict[str, datetime] = {}
         handbacks = 0
         last_error = "no attempt ran"
-        while self.attempt < self.sub.max_attempts:
+        while self.failures < self.sub.max_attempts:
             placement = await self._wait_for_placement(evaluated.gpu_count, excluded)
             self.attempt += 1
             self.agent = None
@@ -110,25 +113,23 @@ class TrainingJobWorkflow:
                 if isinstance(cause, ApplicationError) and cause.type == ERR_TRAINING_FAILED:
                     raise JobEnded("failed", cause.message) from err
                 if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
-                    self.attempt -= 1  # nobody picked it up: re-resolve placement, no attempt used
+                    self.attempt -= 1  # nobody picked it up: re-resolve placement, same attempt number
                     continue
+                if self.agent:
+                    excluded[self.agent.agent_id] = workflow.now()
                 if isinstance(cause, ApplicationError) and cause.type == ERR_AGENT_UNAVAILABLE:
                     handbacks += 1
                     if handbacks <= MAX_HANDBACKS:
-                        self.attempt -= 1
-                        if self.agent:
-                            excluded.append(self.agent.agent_id)
                         continue
-                if self.agent:
-                    excluded.append(self.agent.agent_id)
+                self.failures += 1
                 last_error = _message(err)
                 workflow.logger.warning("attempt %s of job %s lost: %s", self.attempt, self.sub.job_id, last_error)
-        raise JobEnded("failed", f"gave up after {self.attempt} attempts; last: {last_error}")
+        raise JobEnded("failed", f"gave up after {self.failures} lost attempts; last: {last_error}")
 
-    async def _wait_for_placement(self, gpu_count: int, excluded: list[str]) -> Placement:
+    async def _wait_for_placement(self, gpu_count: int, excluded: dict[str, datetime]) -> Placement:
         request = PlacementRequest(job_id=self.sub.job_id, target=self.sub.target,
                                    worker_labels=self.sub.worker_labels, gpu_count=gpu_count,
-                                   exclude_agent_ids=excluded)
+                                   excluded_agents=dict(excluded))
         while True:
             self.agents_changed = False
             placement = await workflow.execute_activity(
@@ -196,7 +197,7 @@ class TrainingJobWorkflow:
     def _details(self) -> str:
         lines = [f"**Job** `{self.sub.job_id}` — **{self.status}**",
                  f"config `{self.sub.config_name}`, owner `{self.sub.owner_name}`, target `{self.sub.target}`",
-                 f"attempt {self.attempt} of {self.sub.max_attempts}"]
+                 f"attempt {self.attempt} ({self.failures} of {self.sub.max_attempts} allowed agent losses used)"]
         if self.sub.worker_labels:
             lines.append(f"selector {self.sub.worker_labels}")
         if self.agent:

@@ -165,8 +165,12 @@ def resolve_placement(session: Session, req: PlacementRequest, timeout_s: float)
     if req.target not in ("worker", "local", "auto"):
         raise InvalidInput(f"unknown target {req.target!r}")
     now = utcnow()
+    def lost_here(w: Worker) -> bool:
+        lost_at = req.excluded_agents.get(w.id)
+        return lost_at is not None and (w.registered_at is None or w.registered_at <= lost_at)
+
     live = [w for w in list_all(session)
-            if w.task_queue and w.id not in req.exclude_agent_ids and status_of(w, timeout_s, now) in ("idle", "busy")]
+            if w.task_queue and not lost_here(w) and status_of(w, timeout_s, now) in ("idle", "busy")]
     if not live:
         return Placement(reason="no agent is online")
     fitting = [w for w in live if w.gpu_count >= req.gpu_count and labels_match(req.worker_labels, w.labels)]

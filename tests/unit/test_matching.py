@@ -57,8 +57,9 @@ def test_placement(tmp_path):
         s.commit()
 
         def place(target="worker", labels=None, gpus=1, exclude=()):
+            lost = {agent: utcnow() for agent in exclude}
             return resolve_placement(s, PlacementRequest(job_id="j", target=target, worker_labels=labels or {},
-                                                         gpu_count=gpus, exclude_agent_ids=list(exclude)), 30)
+                                                         gpu_count=gpus, excluded_agents=lost), 30)
 
         assert place(labels={"gpu_type": "a100*"}).task_queue == pool_task_queue({"gpu_type": "a100-80g"}, 2, False)
         h100 = place(labels={"gpu_type": "h100*"})
@@ -68,3 +69,19 @@ def test_placement(tmp_path):
         assert not place("auto").is_local
         assert place("auto", exclude=["w_a100"]).is_local
         assert place("worker", exclude=["w_a100"]).task_queue is None
+
+
+def test_lost_agent_is_eligible_again_after_it_registers(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    init_db(engine)
+    with session(engine) as s:
+        agent = _agent("a", {"pool": "p"})
+        s.add(agent)
+        s.commit()
+        lost = {"w_a": utcnow()}
+        req = PlacementRequest(job_id="j", target="worker", worker_labels={}, gpu_count=1, excluded_agents=lost)
+        assert resolve_placement(s, req, 30).task_queue is None
+        agent.registered_at = utcnow() + timedelta(seconds=1)
+        s.add(agent)
+        s.commit()
+        assert resolve_placement(s, req, 30).task_queue == agent.task_queue

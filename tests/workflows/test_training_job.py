@@ -160,7 +160,7 @@ async def test_gives_up_after_max_attempts(wf_env):
     fakes = Fakes(train)
     result, _ = await run_job(wf_env, fakes)
     assert (result.status, result.attempt) == ("failed", 3)
-    assert "gave up after 3 attempts" in result.error and "disk full" in result.error
+    assert "gave up after 3 lost attempts" in result.error and "disk full" in result.error
 
 
 async def test_handback_does_not_use_an_attempt(wf_env):
@@ -175,7 +175,7 @@ async def test_handback_does_not_use_an_attempt(wf_env):
 
     fakes = Fakes(train)
     result, _ = await run_job(wf_env, fakes)
-    assert (result.status, result.attempt, calls) == ("completed", 1, [1, 1])
+    assert (result.status, result.attempt, calls) == ("completed", 2, [1, 2])
 
 
 async def test_unknown_config_fails_at_evaluation(wf_env):
