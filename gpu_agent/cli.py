@@ -1,0 +1,143 @@
+"""Command line of the agent (``simpletuner worker`` / ``python -m gpu_agent``).
+
+Every flag has an environment variable; the flag wins. Usage errors print one line on
+stderr and exit with code 2; so does a rejected worker token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from gpu_agent import __version__
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+TRUE_WORDS = ("1", "true", "yes", "on")
+DEFAULT_WORK_DIR = "~/.simpletuner/agent"
+
+
+class UsageError(ValueError):
+    """A missing or invalid setting; the message is shown to the user as is."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the agent's flags to ``parser`` (lets another CLI embed ``worker`` as a subcommand)."""
+    parser.add_argument("--orchestrator-url", help="control plane URL (env SIMPLETUNER_ORCHESTRATOR_URL)")
+    parser.add_argument("--worker-token", help="worker token (env SIMPLETUNER_WORKER_TOKEN)")
+    parser.add_argument("--name", help="agent name (env SIMPLETUNER_WORKER_NAME; default: hostname)")
+    parser.add_argument("--persistent", action="store_true", default=None,
+                        help="keep serving after a job (env SIMPLETUNER_WORKER_PERSISTENT; default: ephemeral)")
+    parser.add_argument("--work-dir",
+                        help=f"job directories (env SIMPLETUNER_WORKER_WORK_DIR; default {DEFAULT_WORK_DIR})")
+    parser.add_argument("--temporal-address", help="override the Temporal address (env SIMPLETUNER_TEMPORAL_ADDRESS)")
+    parser.add_argument("--gpu-count", help="override GPU detection (env SIMPLETUNER_WORKER_GPU_COUNT)")
+    parser.add_argument("--shutdown-grace", help="seconds a running job gets on SIGTERM "
+                                                 "(env SIMPLETUNER_WORKER_SHUTDOWN_GRACE; default 30)")
+    parser.add_argument("--ssl-no-verify", action="store_true", help="do not verify the API's TLS certificate")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="simpletuner worker", description="Run a SimpleTuner GPU agent.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_arguments(parser)
+    return parser
+
+
+def _pick(flag, env: Mapping[str, str], name: str) -> str | None:
+    if flag is not None:
+        return flag
+    value = env.get(name)
+    return value if value not in (None, "") else None
+
+
+def config_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None):
+    """Resolve flags and environment into an ``AgentConfig``; raises ``UsageError``."""
+    from gpu_agent.agent import AgentConfig
+
+    env = os.environ if env is None else env
+    url = _pick(ns.orchestrator_url, env, "SIMPLETUNER_ORCHESTRATOR_URL")
+    if not url:
+        raise UsageError("--orchestrator-url (or SIMPLETUNER_ORCHESTRATOR_URL) is required")
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--orchestrator-url must start with http:// or https://, got {url!r}")
+    token = _pick(ns.worker_token, env, "SIMPLETUNER_WORKER_TOKEN")
+    if not token:
+        raise UsageError("--worker-token (or SIMPLETUNER_WORKER_TOKEN) is required")
+    gpu_count_text = _pick(ns.gpu_count, env, "SIMPLETUNER_WORKER_GPU_COUNT")
+    gpu_count = None
+    if gpu_count_text is not None:
+        try:
+            gpu_count = int(gpu_count_text)
+        except ValueError:
+            gpu_count = 0
+        if gpu_count < 1:
+            raise UsageError(f"--gpu-count must be an integer >= 1, got {gpu_count_text!r}")
+    grace_text = _pick(ns.shutdown_grace, env, "SIMPLETUNER_WORKER_SHUTDOWN_GRACE") or "30"
+    try:
+        grace = float(grace_text)
+    except ValueError:
+        grace = -1.0
+    if not grace >= 0:  # also rejects nan
+        raise UsageError(f"--shutdown-grace must be a number of seconds >= 0, got {grace_text!r}")
+    persistent = ns.persistent if ns.persistent else \
+        (env.get("SIMPLETUNER_WORKER_PERSISTENT") or "").strip().lower() in TRUE_WORDS
+    work_dir = _pick(ns.work_dir, env, "SIMPLETUNER_WORKER_WORK_DIR") or DEFAULT_WORK_DIR
+    return AgentConfig(orchestrator_url=url, worker_token=token,
+                       name=_pick(ns.name, env, "SIMPLETUNER_WORKER_NAME") or socket.gethostname(),
+                       work_dir=Path(work_dir).expanduser(), persistent=bool(persistent),
+                       temporal_address=_pick(ns.temporal_address, env, "SIMPLETUNER_TEMPORAL_ADDRESS"),
+                       gpu_count=gpu_count, shutdown_grace=grace, ssl_verify=not ns.ssl_no_verify)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # one line per HTTP request is only useful when debugging
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def run_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    """Run the agent for already-parsed flags (see ``add_arguments``); returns the exit code."""
+    try:
+        config = config_from_args(ns, env)
+    except UsageError as exc:
+        print(f"simpletuner worker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(ns.verbose)
+    from gpu_agent.agent import Agent
+
+    agent = Agent(config)
+    try:
+        code = asyncio.run(agent.run())
+    except KeyboardInterrupt:  # Ctrl-C before the agent installed its own handlers
+        return 130
+    if agent.exit_message:
+        print(f"simpletuner worker: error: {agent.exit_message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        ns = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or argparse's own usage error (code 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_from_args(ns)
+
+
+def run() -> None:
+    """Console entry point: ``main()`` then ``os._exit`` (short-lived Temporal clients can crash at exit)."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,124 @@
+"""Async REST client for the agent side of the control-plane API (see PROTOCOL.md).
+
+Every call sends ``X-Worker-Token``. Failures become typed errors so callers can decide:
+``InvalidToken`` (401: stop), ``Conflict`` (409: the job is not ours), ``NotFound`` (404),
+``OrchestratorUnavailable`` (connection errors, timeouts, 5xx: retry later) and
+``OrchestratorError`` for any other unexpected answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+class OrchestratorError(Exception):
+    """An unexpected answer from the API."""
+
+    def __init__(self, message: str, status_code: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail if detail is not None else message
+
+
+class InvalidToken(OrchestratorError):
+    """401: the worker token is wrong or was rotated."""
+
+
+class Conflict(OrchestratorError):
+    """409: the job is finished, belongs to another agent, or this agent is draining."""
+
+
+class NotFound(OrchestratorError):
+    """404: unknown job (or agent)."""
+
+
+class OrchestratorUnavailable(OrchestratorError):
+    """The API could not be reached or answered 5xx; worth retrying."""
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:500]
+
+
+class OrchestratorClient:
+    """One agent's view of the API. Create once, ``await aclose()`` at the end."""
+
+    def __init__(self, base_url: str, token: str, *, verify: bool = True, timeout: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, headers={"X-Worker-Token": token}, verify=verify, transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # connect errors, timeouts, broken connections
+            raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        code = response.status_code
+        if code < 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            return body if isinstance(body, dict) else {"value": body}
+        detail = _detail(response)
+        message = f"{method} {path} -> {code}: {detail}"
+        if code == 401:
+            raise InvalidToken(message, code, detail)
+        if code == 409:
+            raise Conflict(message, code, detail)
+        if code == 404:
+            raise NotFound(message, code, detail)
+        if code >= 500 or code in (408, 429):
+            raise OrchestratorUnavailable(message, code, detail)
+        raise OrchestratorError(message, code, detail)
+
+    async def register(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", "/api/workers/register", json=payload)
+
+    async def heartbeat(self, state: str, current_job_id: str | None) -> dict[str, Any]:
+        return await self._request("POST", "/api/workers/heartbeat",
+                                   json={"state": state, "current_job_id": current_job_id})
+
+    async def job_status(self, job_id: str, *, status: str, attempt: int, progress: dict[str, Any] | None = None,
+                         logs: list[str] | None = None, log_offset: int = 0) -> dict[str, Any]:
+        body = {"status": status, "attempt": attempt, "progress": progress, "logs": logs or [],
+                "log_offset": log_offset}
+        return await self._request("POST", f"/api/workers/job/{quote(job_id, safe='')}/status", json=body)
+
+    async def upload_output(self, job_id: str, name: str, path: Path, sha256: str) -> dict[str, Any]:
+        """PUT one output file, streamed from disk. ``name`` is its path relative to output/."""
+        size = os.path.getsize(path)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as handle:  # local disk reads are fast enough to do inline
+                while chunk := handle.read(UPLOAD_CHUNK):
+                    yield chunk
+
+        url = f"/api/workers/job/{quote(job_id, safe='')}/outputs/{quote(name, safe='/')}"
+        headers = {"X-Content-SHA256": sha256, "Content-Length": str(size),
+                   "Content-Type": "application/octet-stream"}
+        timeout = httpx.Timeout(600.0, connect=10.0)
+        return await self._request("PUT", url, content=chunks(), headers=headers, timeout=timeout)
+
+    async def disconnect(self, reason: str) -> dict[str, Any]:
+        return await self._request("POST", "/api/workers/disconnect", json={"reason": reason},
+                                   timeout=httpx.Timeout(5.0))

@@ -1,0 +1,82 @@
+"""SSE: the event stream carries every status change of a job and resumes with Last-Event-ID;
+the log stream carries the job's log lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.sse import SSEReader
+
+pytestmark = pytest.mark.e2e
+
+
+def _job_events(reader: SSEReader, job_id: str) -> list[dict]:
+    return [e for e in reader.drain() if (e.get("json") or {}).get("job_id") == job_id]
+
+
+def _open(stack, path: str, **headers: str) -> SSEReader:
+    reader = SSEReader(stack.api_url, path, {"Authorization": f"Bearer {stack.admin_token}", **headers})
+    reader.start()
+    stack.wait_for(lambda: reader.status or reader.error, 15, f"{path} to answer")
+    assert reader.status == 200, (reader.status, reader.error)
+    return reader
+
+
+def _until_completed(stack, reader: SSEReader, job_id: str, what: str) -> list[dict]:
+    def seen() -> list[dict]:
+        if reader.error is not None:
+            raise AssertionError(f"stream broke: {reader.error!r}")
+        return _job_events(reader, job_id)
+
+    return stack.wait_for(seen, 90, what, until=lambda events: any(e["json"].get("status") == "completed"
+                                                                     for e in events))
+
+
+def test_event_stream_and_resume(stack):
+    _, token = stack.create_worker("agent-1", {"pool": "sse"})
+    stack.start_agent(token, name="agent-1")
+    stack.put_config("quick", steps=10, step_delay_seconds=0.01)
+
+    live = _open(stack, "/api/events/stream")
+    try:
+        job_id = stack.submit(config_name="quick", target="worker", worker_labels={"pool": "sse"})["job_id"]
+        mine = _until_completed(stack, live, job_id, f"a completed event for {job_id} on /api/events/stream")
+    finally:
+        live.close()
+    for event in mine:
+        assert event.get("id"), f"every event has an id for resuming: {event}"
+        assert {"job_id", "status", "event_type"} <= set(event["json"]), event
+    statuses = [e["json"]["status"] for e in mine]
+    assert "running" in statuses and statuses[-1] == "completed", statuses
+    ids = [e["id"] for e in mine]
+    assert len(ids) == len(set(ids)), ids
+
+    resumed = _open(stack, "/api/events/stream", **{"Last-Event-ID": ids[0]})
+    try:
+        replayed = _until_completed(stack, resumed, job_id, f"replay of {job_id}'s events after id {ids[0]}")
+    finally:
+        resumed.close()
+    replayed_ids = [e["id"] for e in replayed]
+    assert ids[0] not in replayed_ids, f"resume starts after Last-Event-ID: {replayed_ids}"
+    assert set(ids[1:]) <= set(replayed_ids), (ids, replayed_ids)
+
+
+def test_log_stream_carries_log_lines(stack):
+    _, token = stack.create_worker("agent-1", {"pool": "sse-logs"})
+    stack.start_agent(token, name="agent-1")
+    stack.put_config("quick", steps=10, step_delay_seconds=0.01)
+    job_id = stack.submit(config_name="quick", target="worker", worker_labels={"pool": "sse-logs"})["job_id"]
+    stack.wait_job(job_id, "completed", timeout=90)
+    lines = [line["line"] for line in stack.logs(job_id) if line["line"].strip()]
+    assert lines
+
+    reader = _open(stack, f"/api/cloud/jobs/{job_id}/logs/stream")
+    try:
+        def carries_first_line(events: list[dict]) -> bool:
+            return any(lines[0] in e["data"] or (e.get("json") or {}).get("line") == lines[0] for e in events)
+
+        stack.wait_for(lambda: list(reader.drain()), 20,
+                       f"the log stream of {job_id} to carry its first log line {lines[0]!r}",
+                       until=carries_first_line)
+    finally:
+        reader.close()

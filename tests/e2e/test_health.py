@@ -1,0 +1,58 @@
+"""Liveness and readiness probes, with all parts up and with Temporal down."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.temporal_server import TemporalDevServer
+
+pytestmark = pytest.mark.e2e
+
+
+def test_live_ready_and_component_report(stack):
+    assert stack.anon.get("/api/cloud/health/live").status_code == 200
+    ready = stack.anon.get("/api/cloud/health/ready")
+    assert ready.status_code == 200, (ready.status_code, ready.text)
+
+    report = stack.expect(stack.client.get("/api/cloud/health"), 200)
+    assert report["status"], report
+    components = report["components"]
+    assert components and all({"name", "status"} <= set(c) for c in components), components
+    temporal = [c for c in components if "temporal" in c["name"].lower()]
+    database = [c for c in components if any(w in c["name"].lower() for w in ("database", "db", "sqlite", "postgres"))]
+    assert temporal and database, components
+    for component in temporal + database:  # the probes that make a call report how long it took
+        assert isinstance(component.get("latency_ms"), (int, float)), component
+
+
+@pytest.fixture
+def own_temporal(tmp_path):
+    server = TemporalDevServer(tmp_path / "own-temporal")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_ready_is_503_while_temporal_is_down(own_temporal, stack_factory):
+    # API only: readiness is about the API's own dependencies (database, Temporal).
+    stack = stack_factory(start=False, temporal_server=own_temporal)
+    stack.start_api()
+    stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready").status_code, 30, "ready to be 200",
+                   until=lambda code: code == 200)
+
+    healthy = stack.expect(stack.client.get("/api/cloud/health"), 200)
+
+    own_temporal.stop()
+    stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready"), 30, "ready to be 503 with Temporal stopped",
+                   until=lambda r: r.status_code == 503)
+    assert stack.anon.get("/api/cloud/health/live").status_code == 200, "liveness does not depend on Temporal"
+    report = stack.client.get("/api/cloud/health").json()
+    before = {c["name"]: c["status"] for c in healthy["components"]}
+    temporal = [c for c in report["components"] if "temporal" in c["name"].lower()]
+    assert temporal and temporal[0]["status"] != before.get(temporal[0]["name"]), (healthy, report)
+
+    own_temporal.start()  # same port, same database
+    stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready").status_code, 60,
+                   "ready to be 200 again after Temporal came back", until=lambda code: code == 200)

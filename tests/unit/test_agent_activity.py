@@ -1,0 +1,291 @@
+"""The whole agent against a real Temporal dev server and an in-process fake of the REST API.
+
+A tiny workflow dispatches ``run_training`` to the agent's task queue the way the control
+plane does; the fake API records what the agent reports and can refuse, drain or reject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from gpu_agent.agent import Agent, AgentConfig
+from gpu_agent.orchestrator import OrchestratorClient
+from workflows.contracts import ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, \
+    TrainingAssignment, TrainingConfigSpec, TrainingOutcome
+
+TRAIN_TINY = str(Path(__file__).resolve().parents[2] / "examples" / "train_tiny.py")
+HARDWARE = {"gpu_count": 1, "gpu_name": "CPU", "gpu_vram_gb": None, "accelerator_type": "cpu"}
+SLEEPER = ["{python}", "-c", "import os, time\nprint('pid', os.getpid(), flush=True)\n"
+           "for i in range(1200):\n    print('tick', i, flush=True)\n    time.sleep(0.1)"]
+
+
+@workflow.defn(name="AgentTestWorkflow")
+class AgentTestWorkflow:
+    @workflow.run
+    async def run(self, task_queue: str, assignment: TrainingAssignment) -> TrainingOutcome:
+        return await workflow.execute_activity(
+            RUN_TRAINING_ACTIVITY, assignment, task_queue=task_queue, result_type=TrainingOutcome,
+            start_to_close_timeout=timedelta(minutes=2), heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+
+
+async def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+class FakeAPI:
+    """Just enough of the control plane's agent endpoints, with knobs to misbehave."""
+
+    def __init__(self, temporal_address: str, task_queue: str):
+        self.temporal_address, self.task_queue = temporal_address, task_queue
+        self.token_ok, self.draining = True, False
+        self.claim_code = 200
+        self.progress_code = 200
+        self.calls: list[tuple[str, str]] = []
+        self.statuses: list[dict] = []
+        self.heartbeats: list[dict] = []
+        self.lines: dict[int, str] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.disconnects: list[dict] = []
+
+    def client(self) -> OrchestratorClient:
+        return OrchestratorClient("http://fake-api", "token", transport=httpx.MockTransport(self.handle))
+
+    def log_lines(self) -> list[str]:
+        assert sorted(self.lines) == list(range(len(self.lines))), "log offsets have gaps"
+        return [self.lines[i] for i in range(len(self.lines))]
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        assert request.headers["X-Worker-Token"] == "token"
+        if not self.token_ok:
+            return httpx.Response(401, json={"detail": "invalid token"})
+        if path == "/api/workers/register":
+            return httpx.Response(200, json={
+                "worker_id": "w-1", "name": "agent-1", "labels": {}, "worker_type": "persistent", "local": False,
+                "status": "idle", "draining": self.draining, "task_queue": self.task_queue,
+                "heartbeat_interval_seconds": 1, "heartbeat_timeout_seconds": 30,
+                "temporal": {"address": self.temporal_address, "namespace": "default", "tls": False}})
+        if path == "/api/workers/heartbeat":
+            self.heartbeats.append(json.loads(request.content))
+            return httpx.Response(200, json={"status": "online", "draining": self.draining,
+                                             "heartbeat_interval_seconds": 1})
+        if path.endswith("/status"):
+            body = json.loads(request.content)
+            self.statuses.append(body)
+            code = self.claim_code if body["status"] == "running" else self.progress_code
+            if code != 200:
+                return httpx.Response(code, json={"detail": "job is not yours"})
+            for i, line in enumerate(body["logs"]):
+                self.lines[body["log_offset"] + i] = line
+            return httpx.Response(200, json={"accepted": True})
+        if "/outputs/" in path:
+            data = await request.aread()
+            name = path.split("/outputs/", 1)[1]
+            sha = hashlib.sha256(data).hexdigest()
+            if sha != request.headers["X-Content-SHA256"]:
+                return httpx.Response(400, json={"detail": "checksum mismatch"})
+            self.uploads[name] = data
+            return httpx.Response(201, json={"name": name, "size": len(data), "sha256": sha})
+        if path == "/api/workers/disconnect":
+            self.disconnects.append(json.loads(request.content))
+            return httpx.Response(200, json={"ok": True})
+        return httpx.Response(404, json={"detail": "not found"})
+
+
+@pytest.fixture(scope="module")
+async def env():
+    temporal = str(Path(sys.executable).parent / "temporal")
+    async with await WorkflowEnvironment.start_local(dev_server_existing_path=temporal,
+                                                     data_converter=pydantic_data_converter) as env:
+        async with Worker(env.client, task_queue="agent-tests-wf", workflows=[AgentTestWorkflow],
+                          workflow_runner=UnsandboxedWorkflowRunner()):
+            yield env
+
+
+class Harness:
+    def __init__(self, env: WorkflowEnvironment, tmp_path: Path, persistent: bool, grace: float):
+        self.env, self.tmp_path = env, tmp_path
+        self.api = FakeAPI(env.client.service_client.config.target_host, f"gpu-test-{uuid.uuid4().hex[:8]}")
+        config = AgentConfig(orchestrator_url="http://fake-api", worker_token="token", name="agent-1",
+                             work_dir=tmp_path, persistent=persistent, shutdown_grace=grace)
+        self.agent = Agent(config, orchestrator=self.api.client(), hardware=dict(HARDWARE),
+                           handle_signals=False)
+        self.task = asyncio.create_task(self.agent.run())
+
+    async def polling(self):
+        await wait_until(lambda: ("POST", "/api/workers/register") in self.api.calls, what="registration")
+
+    async def start_job(self, command: list[str], args: dict | None = None, job_id: str | None = None):
+        assignment = TrainingAssignment(job_id=job_id or f"job-{uuid.uuid4().hex[:8]}", attempt=1, owner_name="u",
+                                        config=TrainingConfigSpec(name="t", command=command, args=args or {}))
+        handle = await self.env.client.start_workflow(AgentTestWorkflow.run, args=[self.api.task_queue, assignment],
+                                                      id=assignment.job_id, task_queue="agent-tests-wf")
+        return handle, assignment
+
+    async def pid(self) -> int:
+        await wait_until(lambda: any(line.startswith("pid ") for line in self.api.lines.values()), what="pid line")
+        return int(next(line for line in self.api.lines.values() if line.startswith("pid ")).split()[1])
+
+    async def finish(self, timeout: float = 15.0) -> int:
+        return await asyncio.wait_for(self.task, timeout)
+
+
+def app_error(exc: WorkflowFailureError) -> ApplicationError:
+    assert isinstance(exc.cause, ActivityError)
+    assert isinstance(exc.cause.cause, ApplicationError), exc.cause.cause
+    return exc.cause.cause
+
+
+async def test_ephemeral_agent_runs_one_job_reports_uploads_and_exits(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=False, grace=5)
+    handle, assignment = await h.start_job(["{python}", TRAIN_TINY], {"steps": 40, "checkpoint_every": 20})
+    outcome = await handle.result()
+    assert await h.finish() == 0
+    assert outcome.exit_code == 0 and outcome.agent_id == "w-1" and outcome.agent_name == "agent-1"
+    assert sorted(o.name for o in outcome.outputs) == ["checkpoints/step-00020.npz", "checkpoints/step-00040.npz",
+                                                       "metrics.json", "model.npz"]
+    out_dir = tmp_path / assignment.job_id / "attempt-1" / "output"
+    for output in outcome.outputs:
+        data = (out_dir / output.name).read_bytes()
+        assert h.api.uploads[output.name] == data
+        assert output.sha256 == hashlib.sha256(data).hexdigest() and output.size == len(data)
+    assert h.api.statuses[0] == {"status": "running", "attempt": 1, "progress": None, "logs": [], "log_offset": 0}
+    train_log = (out_dir.parent / "train.log").read_text().splitlines()
+    assert h.api.log_lines() == train_log
+    assert h.api.statuses[-1]["progress"]["step"] == 40
+    assert h.api.disconnects and h.api.calls[-1] == ("POST", "/api/workers/disconnect")
+
+
+async def test_non_zero_exit_is_a_non_retryable_training_failure(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=True, grace=5)
+    handle, _ = await h.start_job(["{python}", TRAIN_TINY], {"steps": 50, "fail_at_step": 3})
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    err = app_error(info.value)
+    assert err.type == ERR_TRAINING_FAILED and err.non_retryable
+    assert err.message == "training process exited with code 3"
+    assert "simulated failure at step 3" in err.details[0]
+    handle, _ = await h.start_job([])  # persistent: still serving; an empty command fails clearly
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    err = app_error(info.value)
+    assert err.type == ERR_TRAINING_FAILED and err.non_retryable and "empty command" in err.message
+    h.agent.request_stop()
+    assert await h.finish() == 0
+
+
+async def test_cancellation_kills_the_process_group(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=False, grace=5)
+    handle, _ = await h.start_job(SLEEPER)
+    pgid = await h.pid()
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    assert isinstance(info.value.cause, CancelledError) or isinstance(info.value.cause.cause, CancelledError)
+    assert group_gone(pgid)
+    assert await h.finish() == 0
+
+
+async def test_refused_claim_hands_the_task_back(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=False, grace=5)
+    h.api.claim_code = 409
+    handle, assignment = await h.start_job(SLEEPER)
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    err = app_error(info.value)
+    assert err.type == ERR_AGENT_UNAVAILABLE and not err.non_retryable
+    assert not (tmp_path / assignment.job_id).exists()  # nothing was started
+    await wait_until(lambda: not h.agent.state.busy, what="the task to be released")
+    assert not h.agent.state.done_with_work  # a refused task is not this ephemeral agent's one job
+    h.agent.request_stop()
+    assert await h.finish() == 0
+
+
+async def test_losing_the_job_kills_the_process(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=True, grace=5)
+    handle, _ = await h.start_job(SLEEPER)
+    pgid = await h.pid()
+    h.api.progress_code = 409
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    err = app_error(info.value)  # the SDK wraps an unrequested asyncio.CancelledError
+    assert err.type == "CancelledError" and "job lost: job is not yours" in err.message
+    assert group_gone(pgid)
+    h.agent.request_stop()
+    assert await h.finish() == 0
+
+
+async def test_shutdown_past_the_grace_period_hands_the_job_back(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=True, grace=0.5)
+    handle, _ = await h.start_job(SLEEPER)
+    pgid = await h.pid()
+    h.agent.request_stop()  # what SIGTERM does
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    err = app_error(info.value)
+    assert err.type == ERR_AGENT_UNAVAILABLE
+    assert group_gone(pgid)
+    assert await h.finish() == 0
+    assert h.api.disconnects == [{"reason": "shutdown"}]
+
+
+async def test_draining_lets_the_job_finish_then_stops_polling(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=True, grace=5)
+    handle, _ = await h.start_job(["{python}", TRAIN_TINY], {"steps": 30, "step_delay_seconds": 0.1})
+    await wait_until(lambda: any(hb["state"] == "busy" for hb in h.api.heartbeats), what="a busy heartbeat")
+    h.api.draining = True
+    outcome = await handle.result()  # the running job is not interrupted
+    assert outcome.exit_code == 0
+    await wait_until(lambda: h.api.heartbeats[-1] == {"state": "draining", "current_job_id": None},
+                     what="an idle draining heartbeat")
+    assert not h.task.done()  # persistent agents stay, heartbeating as draining
+    h.agent.request_stop()
+    assert await h.finish() == 0
+
+
+async def test_ephemeral_agent_told_to_drain_exits(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=False, grace=5)
+    h.api.draining = True
+    assert await h.finish() == 0
+    assert h.api.disconnects == [{"reason": "drained"}]
+
+
+async def test_rejected_token_on_heartbeat_stops_with_code_2(env, tmp_path):
+    h = Harness(env, tmp_path, persistent=True, grace=5)
+    await h.polling()
+    h.api.token_ok = False
+    assert await h.finish() == 2
+    assert h.agent.exit_message == "invalid worker token (rotated or mistyped?)"
