@@ -34,3 +34,5 @@ def configure(level: str = "INFO", fmt: str = "text", log_file: str | None = Non
     for handler in handlers:
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    for chatty in ("httpx", "httpcore"):  # one line per request drowns everything else
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -76,3 +76,14 @@ def stack_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     return stack_factory()
+
+
+@pytest.fixture
+def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
+    """A dev server of the test's own, for tests that stop or restart Temporal."""
+    server = TemporalDevServer(tmp_path / "own-temporal")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

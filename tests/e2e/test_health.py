@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.temporal_server import TemporalDevServer
 
 pytestmark = pytest.mark.e2e
 
@@ -23,16 +22,6 @@ def test_live_ready_and_component_report(stack):
     assert temporal and database, components
     for component in temporal + database:  # the probes that make a call report how long it took
         assert isinstance(component.get("latency_ms"), (int, float)), component
-
-
-@pytest.fixture
-def own_temporal(tmp_path):
-    server = TemporalDevServer(tmp_path / "own-temporal")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_ready_is_503_while_temporal_is_down(own_temporal, stack_factory):
