@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
         TrainingOutcome, Transition,
     )
 
+# Control activities are short, idempotent database calls: run as local activities in the worker
+# host (no task-queue round trip); Temporal still retries them and records their results.
 CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 DISPATCH_SCHEDULE_TO_START = timedelta(minutes=10)  # then placement is re-resolved
@@ -89,10 +91,10 @@ class TrainingJobWorkflow:
 
     async def _evaluate(self) -> EvaluatedJob:
         try:
-            return await workflow.execute_activity(
+            return await workflow.execute_local_activity(
                 "evaluate_submission", self.sub, result_type=EvaluatedJob,
                 start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             raise JobEnded("failed", _message(err)) from err
 
     async def _dispatch_until_done(self, evaluated: EvaluatedJob) -> TrainingOutcome:
@@ -132,9 +134,12 @@ class TrainingJobWorkflow:
                                    excluded_agents=dict(excluded))
         while True:
             self.agents_changed = False
-            placement = await workflow.execute_activity(
-                "resolve_placement", request, result_type=Placement,
-                start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+            try:
+                placement = await workflow.execute_local_activity(
+                    "resolve_placement", request, result_type=Placement,
+                    start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+            except (ActivityError, ApplicationError) as err:
+                raise JobEnded("failed", _message(err)) from err
             if placement.task_queue:
                 return placement
             if self.status != "queued" or placement.reason != self.queue_reason:
@@ -181,7 +186,7 @@ class TrainingJobWorkflow:
             self.error = error
         self.seq += 1
         agent = self.agent
-        await workflow.execute_activity(
+        await workflow.execute_local_activity(
             "record_transition",
             Transition(job_id=self.sub.job_id, seq=self.seq, status=status, attempt=self.attempt,
                        agent_id=agent.agent_id if agent else None, agent_name=agent.agent_name if agent else None,
@@ -209,7 +214,9 @@ class TrainingJobWorkflow:
         return "\n\n".join(lines)
 
 
-def _message(err: ActivityError) -> str:
+def _message(err: ActivityError | ApplicationError) -> str:
+    if isinstance(err, ApplicationError):
+        return err.message
     cause = err.cause
     while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause
