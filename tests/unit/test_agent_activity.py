@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from gpu_agent.agent import Agent, AgentConfig
 from gpu_agent.orchestrator import OrchestratorClient
+from tests.helpers import group_gone, wait_until
 from workflows.contracts import ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, \
     TrainingAssignment, TrainingConfigSpec, TrainingOutcome
 
@@ -47,21 +46,6 @@ class AgentTestWorkflow:
             retry_policy=RetryPolicy(maximum_attempts=1),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
 
-
-async def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 class FakeAPI:

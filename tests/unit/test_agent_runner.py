@@ -12,24 +12,10 @@ from pathlib import Path
 import pytest
 
 from gpu_agent.runner import TrainingProcess, build_env, parse_progress, prepare_job_dir, substitute
+from tests.helpers import group_gone, wait_until
 
 TRAIN_TINY = Path(__file__).resolve().parents[2] / "examples" / "train_tiny.py"
 
-
-async def wait_until(condition, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def make_process(tmp_path: Path, command: list[str], args: dict | None = None, job_id: str = "job-test",

@@ -22,6 +22,7 @@ from workflows.contracts import (
     JobSubmission, OutputFile, Placement, PlacementRequest, TrainingAssignment, TrainingConfigSpec,
     TrainingOutcome, Transition,
 )
+from tests.helpers import wait_until
 from workflows.training_job import TrainingJobWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "fixtures" / "histories"
@@ -117,10 +118,7 @@ async def test_waits_for_placement_until_agents_change(wf_env):
     fakes = Fakes(train, placements=[Placement(reason="no agent is online")])
 
     async def nudge(handle: WorkflowHandle) -> None:
-        deadline = asyncio.get_running_loop().time() + 10
-        while "queued" not in fakes.statuses():
-            assert asyncio.get_running_loop().time() < deadline, "job never reported queued"
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: "queued" in fakes.statuses(), 10, "the job to report queued")
         assert fakes.transitions[0].queue_reason == "no agent is online"
         await handle.signal(TrainingJobWorkflow.agents_changed_signal)
 
@@ -204,10 +202,7 @@ async def test_cancel_reaches_the_running_activity(wf_env):
     fakes = Fakes(train)
 
     async def cancel_when_running(handle: WorkflowHandle) -> None:
-        deadline = asyncio.get_running_loop().time() + 10
-        while "running" not in fakes.statuses():
-            assert asyncio.get_running_loop().time() < deadline, "job never ran"
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: "running" in fakes.statuses(), 10, "the job to run")
         await handle.cancel()
 
     result, _ = await run_job(wf_env, fakes, after_start=cancel_when_running)
