@@ -90,7 +90,8 @@ async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, hear
         history = await handle.fetch_history()
     if os.environ.get("SIMPLETUNER_RECORD_HISTORIES"):  # refresh the replay fixtures on purpose only
         name = os.environ.get("PYTEST_CURRENT_TEST", "job").split("::")[-1].split(" ")[0]
-        HISTORIES.joinpath(f"{name}.json").write_text(history.to_json())
+        repo = str(HISTORIES.parents[2]) + "/"  # stack traces: keep paths repo-relative
+        HISTORIES.joinpath(f"{name}.json").write_text(history.to_json().replace(repo, ""))
     await Replayer(workflows=[TrainingJobWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
     return result, history
 
