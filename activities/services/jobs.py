@@ -127,7 +127,9 @@ def append_logs(session: Session, job_id: str, attempt: int, offset: int, lines:
     session.exec(stmt)  # type: ignore[call-overload]
 
 
-def read_logs(session: Session, job_id: str, after_id: int = 0, limit: int = 1000) -> list[JobLogLine]:
-    query = (select(JobLogLine).where(JobLogLine.job_id == job_id, JobLogLine.id > after_id)
-             .order_by(JobLogLine.id).limit(limit))
-    return list(session.exec(query))
+def read_logs(session: Session, job_id: str, after_id: int = 0, limit: int = 1000,
+              attempt: int | None = None) -> list[JobLogLine]:
+    query = select(JobLogLine).where(JobLogLine.job_id == job_id, JobLogLine.id > after_id)
+    if attempt is not None:
+        query = query.where(JobLogLine.attempt == attempt)
+    return list(session.exec(query.order_by(JobLogLine.id).limit(limit)))

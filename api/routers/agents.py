@@ -33,10 +33,15 @@ class Disconnect(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
+def heartbeat_interval(timeout: float) -> float:
+    """Agents beat every 30 s (the guide's interval), or often enough for a short timeout."""
+    return min(30.0, max(1.0, timeout / 4))
+
+
 def _registration_answer(state, worker: Worker) -> dict:
     timeout = state.settings.heartbeat_timeout_seconds
     cfg = state.settings.temporal
-    return {**workers.to_dict(worker, timeout), "heartbeat_interval_seconds": min(30.0, max(1.0, timeout / 4)),
+    return {**workers.to_dict(worker, timeout), "heartbeat_interval_seconds": heartbeat_interval(timeout),
             "heartbeat_timeout_seconds": timeout,
             "temporal": {"address": cfg.public_address or cfg.address, "namespace": cfg.namespace,
                          "tls": bool(cfg.tls or cfg.tls_ca_path or cfg.tls_cert_path)}}
@@ -63,7 +68,7 @@ def heartbeat(beat: workers.Heartbeat, state: StateDep, agent: WorkerDep, backgr
     if was in ("offline", "connecting"):
         background.add_task(nudge_queued_jobs, state.temporal)
     return {"status": workers.status_of(worker, timeout), "draining": worker.draining,
-            "heartbeat_interval_seconds": min(30.0, max(1.0, timeout / 4))}
+            "heartbeat_interval_seconds": heartbeat_interval(timeout)}
 
 
 @router.post("/job/{job_id}/status")

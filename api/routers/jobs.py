@@ -72,9 +72,7 @@ def _log_dict(row: JobLogLine) -> dict:
 def get_logs(job_id: str, session: SessionDep, _: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
              limit: Annotated[int, Query(ge=1, le=10000)] = 1000, attempt: int | None = None) -> dict:
     jobs.get(session, job_id)
-    rows = jobs.read_logs(session, job_id, after, limit)
-    if attempt is not None:
-        rows = [r for r in rows if r.attempt == attempt]
+    rows = jobs.read_logs(session, job_id, after, limit, attempt)
     return {"job_id": job_id, "lines": [_log_dict(r) for r in rows],
             "next_after": rows[-1].id if rows else after}
 
