@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-e2e bench clean
+.PHONY: install test-servers run test test-unit test-e2e bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+test-servers:         ## real servers the tests start: slapd (Debian package), node's oidc-provider (npm)
+	bash tests/servers/install.sh
+	bash tests/servers/install_node.sh
+
 run: install          ## Temporal + worker host + API + a local GPU agent, in the foreground
 	$(BIN)/simpletuner dev
 
-test: install         ## the whole suite against real processes
+test: install test-servers  ## the whole suite against real processes
 	$(BIN)/python -m pytest -q
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-e2e: install
+test-e2e: install test-servers
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: install        ## benchmarks (run by hand; they print numbers)
