@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities.runtime import load_config_dir, open_database
-from activities.services.users import bootstrap_admin
+from activities.services.users import backfill_levels, bootstrap_admin
 from activities.settings import Settings
 from activities.temporal_client import connect, ensure_search_attributes
 from api import errors
 from api.body_limit import BodyLimitMiddleware
-from api.routers import admin_workers, agents, configs, events, health, jobs
+from api.routers import admin_workers, agents, auth, configs, events, health, jobs, users
 from api.state import AppState
 
 log = logging.getLogger("simpletuner.api")
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         db = open_database(settings)
         bootstrap_admin(db.session, settings.admin_token_path, settings.admin_token)
+        backfill_levels(db.session)
         loaded = load_config_dir(settings, db)
         if loaded:
             log.info("loaded %d config(s) from %s", len(loaded), settings.config_dir)
@@ -53,6 +54,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)
-    for module in (health, configs, jobs, events, admin_workers, agents):
+    for module in (health, auth, users, configs, jobs, events, admin_workers, agents):
         app.include_router(module.router)
     return app

@@ -16,7 +16,7 @@ from activities.db.models import Job
 from activities.errors import InvalidInput, NotFound
 from activities.runtime import Database
 from activities.services import configs, jobs
-from activities.services.users import Principal
+from activities.services.principals import Principal
 from activities.settings import Settings
 from workflows.contracts import (
     CONTROL_TASK_QUEUE, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from activities.db import models  # noqa: F401  (registers the tables)
+from activities.db.migrate import add_missing_columns
 
 
 def make_engine(url: str) -> Engine:
@@ -36,6 +37,7 @@ def make_engine(url: str) -> Engine:
 
 def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
+    add_missing_columns(engine)
 
 
 def session(engine: Engine) -> Session:

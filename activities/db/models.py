@@ -16,9 +16,47 @@ class User(SQLModel, table=True):
     id: str = Field(primary_key=True)
     username: str = Field(unique=True, index=True)
     email: str | None = None
-    level: str = "researcher"
+    display_name: str | None = None
+    level: str = "researcher"  # the highest of the user's levels (kept in step by services.users)
     is_active: bool = True
+    password_hash: str | None = None  # argon2; None for accounts that log in through SSO only
+    auth_source: str = "local"  # local | ldap:<provider> | oidc:<provider>
+    external_subject: str | None = None
+    last_login_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime | None = None
+
+
+class UserLevel(SQLModel, table=True):
+    user_id: str = Field(foreign_key="user.id", primary_key=True)
+    level: str = Field(primary_key=True)
+
+
+class PermissionOverride(SQLModel, table=True):
+    user_id: str = Field(foreign_key="user.id", primary_key=True)
+    permission: str = Field(primary_key=True)
+    granted: bool
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuthSession(SQLModel, table=True):
+    """A browser login: the cookie carries a token whose SHA-256 is the id; CSRF token alongside."""
+    id: str = Field(primary_key=True)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    csrf_token: str
+    ip: str | None = None
+    user_agent: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed logins, shared by all API replicas, for per-account and per-IP rate limits."""
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(index=True)
+    ip: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class ApiKey(SQLModel, table=True):

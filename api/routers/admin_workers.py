@@ -6,19 +6,19 @@ from fastapi import APIRouter
 
 from activities.services import workers
 from activities.services.workers import WorkerCreate
-from api.deps import AdminDep, SessionDep, StateDep
+from api.deps import WorkersAdminDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/api/admin/workers", tags=["admin: workers"])
 
 
 @router.get("")
-def list_workers(session: SessionDep, state: StateDep, _: AdminDep) -> dict:
+def list_workers(session: SessionDep, state: StateDep, _: WorkersAdminDep) -> dict:
     timeout = state.settings.heartbeat_timeout_seconds
     return {"workers": [workers.to_dict(w, timeout) for w in workers.list_all(session)]}
 
 
 @router.post("", status_code=201)
-def create_worker(body: WorkerCreate, session: SessionDep, principal: AdminDep) -> dict:
+def create_worker(body: WorkerCreate, session: SessionDep, principal: WorkersAdminDep) -> dict:
     worker, token = workers.create(session, body, actor=principal.username)
     session.commit()
     return {"worker_id": worker.id, "token": token, "name": worker.name, "worker_type": worker.worker_type,
@@ -26,7 +26,7 @@ def create_worker(body: WorkerCreate, session: SessionDep, principal: AdminDep) 
 
 
 @router.post("/{worker_id}/drain")
-def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: AdminDep) -> dict:
+def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: WorkersAdminDep) -> dict:
     worker = workers.drain(session, worker_id, actor=principal.username)
     session.commit()
     return {"worker_id": worker.id, "draining": True,
@@ -34,14 +34,14 @@ def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal
 
 
 @router.post("/{worker_id}/token")
-def rotate_token(worker_id: str, session: SessionDep, principal: AdminDep) -> dict:
+def rotate_token(worker_id: str, session: SessionDep, principal: WorkersAdminDep) -> dict:
     token = workers.rotate_token(session, worker_id, actor=principal.username)
     session.commit()
     return {"worker_id": worker_id, "token": token}
 
 
 @router.delete("/{worker_id}")
-def delete_worker(worker_id: str, session: SessionDep, state: StateDep, principal: AdminDep) -> dict:
+def delete_worker(worker_id: str, session: SessionDep, state: StateDep, principal: WorkersAdminDep) -> dict:
     workers.delete(session, worker_id, actor=principal.username, timeout_s=state.settings.heartbeat_timeout_seconds)
     session.commit()
     return {"deleted": worker_id}

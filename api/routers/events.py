@@ -6,9 +6,9 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from sqlmodel import select
+from sqlmodel import col, select
 
-from activities.db.models import JobEvent
+from activities.db.models import Job, JobEvent
 from api import sse
 from api.deps import PrincipalDep, StateDep
 
@@ -21,13 +21,15 @@ def event_dict(event: JobEvent) -> dict:
 
 
 @router.get("/api/events/stream")
-async def stream_events(state: StateDep, _: PrincipalDep, request: Request,
+async def stream_events(state: StateDep, principal: PrincipalDep, request: Request,
                         last_event_id: Annotated[int | None, Query(ge=0)] = None, job_id: str | None = None):
     def fetch(cursor: int):
         with state.db.session() as session:
             query = select(JobEvent).where(JobEvent.id > cursor)
             if job_id:
                 query = query.where(JobEvent.job_id == job_id)
+            if not principal.has("job.view.all"):  # own jobs only
+                query = query.where(col(JobEvent.job_id).in_(select(Job.id).where(Job.owner_id == principal.user_id)))
             rows = list(session.exec(query.order_by(JobEvent.id).limit(500)))
         return [(e.id, sse.frame(event_dict(e), e.event_type, e.id)) for e in rows], False
 

@@ -6,24 +6,34 @@ import asyncio
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db.models import JobLogLine
-from activities.errors import Conflict, InvalidInput, NotFound
+from activities.db.models import Job, JobLogLine
+from activities.errors import Conflict, Forbidden, InvalidInput, NotFound
+from activities.services.principals import Principal
 from activities.services import jobs
 from activities.services.audit import audit
 from api import outputs, sse
-from api.deps import PrincipalDep, SessionDep, StateDep, client_ip
+from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.submission import SubmitBody, submit
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
 
 router = APIRouter(tags=["jobs"])
+SubmitterDep = Annotated[Principal, Depends(require("job.submit"))]
+
+
+def visible_job(session, principal: Principal, job_id: str) -> Job:
+    """Own-vs-all: a job the caller may not see does not exist for them (404, not 403)."""
+    job = jobs.get(session, job_id)
+    if not principal.may_see(job.owner_id):
+        raise NotFound(f"job {job_id!r} not found")
+    return job
 
 
 @router.post("/api/queue/submit")
-async def submit_job(body: SubmitBody, state: StateDep, principal: PrincipalDep, request: Request,
+async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep, request: Request,
                      response: Response) -> dict:
     job, created = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))
     response.status_code = 201 if created else 200
@@ -31,25 +41,33 @@ async def submit_job(body: SubmitBody, state: StateDep, principal: PrincipalDep,
 
 
 @router.get("/api/cloud/jobs")
-def list_jobs(session: SessionDep, _: PrincipalDep, request: Request,
+def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
               status: str | None = None, user: str | None = None, config: str | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
     if status is not None and status not in ALL_STATUSES:
         raise InvalidInput(f"unknown status {status!r}; one of {', '.join(ALL_STATUSES)}")
+    if not principal.has("job.view.all"):
+        if not principal.has("job.view.own"):
+            raise Forbidden("missing permission 'job.view.own'")
+        if user not in (None, principal.username, principal.user_id):
+            return {"jobs": [], "total": 0}
+        user = principal.user_id
     rows, total = jobs.list_jobs(session, status, user, config, limit, offset)
     base = str(request.base_url).rstrip("/")
     return {"jobs": [jobs.to_dict(j, base) for j in rows], "total": total}
 
 
 @router.get("/api/cloud/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, _: PrincipalDep, request: Request) -> dict:
-    return jobs.to_dict(jobs.get(session, job_id), str(request.base_url).rstrip("/"))
+def get_job(job_id: str, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
+    return jobs.to_dict(visible_job(session, principal, job_id), str(request.base_url).rstrip("/"))
 
 
 @router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202)
 async def cancel_job(job_id: str, state: StateDep, principal: PrincipalDep, request: Request) -> dict:
     with state.db.session() as session:
-        job = jobs.get(session, job_id)
+        job = visible_job(session, principal, job_id)
+        if not principal.may_see(job.owner_id, "job.cancel"):
+            raise Forbidden("you may not cancel this job (needs job.cancel.all, or job.cancel.own on your job)")
         if job.status in TERMINAL_STATUSES:
             raise Conflict(f"job {job_id} is already {job.status}")
     try:
@@ -69,20 +87,20 @@ def _log_dict(row: JobLogLine) -> dict:
 
 
 @router.get("/api/cloud/jobs/{job_id}/logs")
-def get_logs(job_id: str, session: SessionDep, _: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
+def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
              limit: Annotated[int, Query(ge=1, le=10000)] = 1000, attempt: int | None = None) -> dict:
-    jobs.get(session, job_id)
+    visible_job(session, principal, job_id)
     rows = jobs.read_logs(session, job_id, after, limit, attempt)
     return {"job_id": job_id, "lines": [_log_dict(r) for r in rows],
             "next_after": rows[-1].id if rows else after}
 
 
 @router.get("/api/cloud/jobs/{job_id}/logs/stream")
-async def stream_logs(job_id: str, state: StateDep, _: PrincipalDep, request: Request,
+async def stream_logs(job_id: str, state: StateDep, principal: PrincipalDep, request: Request,
                       after: Annotated[int | None, Query(ge=0)] = None):
     def fetch_sync(cursor: int):
         with state.db.session() as session:
-            job = jobs.get(session, job_id)
+            job = visible_job(session, principal, job_id)
             rows = jobs.read_logs(session, job_id, cursor, 500)
             frames = [(r.id, sse.frame(_log_dict(r), "log", r.id)) for r in rows]
             done = job.status in TERMINAL_STATUSES and not rows
@@ -95,8 +113,9 @@ async def stream_logs(job_id: str, state: StateDep, _: PrincipalDep, request: Re
 
 
 @router.get("/api/cloud/jobs/{job_id}/outputs/{name:path}")
-def download_output(job_id: str, name: str, session: SessionDep, state: StateDep, _: PrincipalDep) -> FileResponse:
-    job = jobs.get(session, job_id)
+def download_output(job_id: str, name: str, session: SessionDep, state: StateDep,
+                    principal: PrincipalDep) -> FileResponse:
+    job = visible_job(session, principal, job_id)
     if not any(o["name"] == name for o in job.outputs):
         raise NotFound(f"job {job_id} has no output {name!r}")
     path: Path = outputs.path_for(state.settings, job_id, name)

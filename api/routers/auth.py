@@ -1,0 +1,63 @@
+"""Password login/logout (session cookie + CSRF token) and personal API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.errors import Unauthorized
+from activities.services import api_keys, logins, users
+from activities.services.api_keys import KeyCreate
+from activities.services.logins import SESSION_TTL
+from api.deps import CSRF_HEADER, SESSION_COOKIE, PrincipalDep, SessionDep, client_ip
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/login")
+def login(body: LoginBody, session: SessionDep, request: Request, response: Response) -> dict:
+    ip = client_ip(request)
+    try:
+        user = logins.password_login(session, body.username, body.password, ip)
+    except Unauthorized:
+        session.commit()  # the failure counts toward the rate limit and is audited
+        raise
+    token, principal = logins.open_session(session, user, ip, request.headers.get("user-agent"))
+    session.commit()
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return {"user": users.to_dict(session, user), "csrf_token": principal.csrf_token, "csrf_header": CSRF_HEADER,
+            "expires_in": int(SESSION_TTL.total_seconds())}
+
+
+@router.post("/logout")
+def logout(session: SessionDep, principal: PrincipalDep, request: Request, response: Response) -> dict:
+    logins.close_session(session, principal, client_ip(request))
+    session.commit()
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"logged_out": True}
+
+
+@router.get("/api-keys")
+def list_keys(session: SessionDep, principal: PrincipalDep) -> dict:
+    return {"api_keys": [api_keys.to_dict(k) for k in api_keys.list_for(session, principal.user_id)]}
+
+
+@router.post("/api-keys", status_code=201)
+def create_key(body: KeyCreate, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
+    key, token = api_keys.create(session, principal, body, client_ip(request))
+    session.commit()
+    return {**api_keys.to_dict(key), "key": token}
+
+
+@router.delete("/api-keys/{key_id}")
+def revoke_key(key_id: str, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
+    api_keys.revoke(session, principal, key_id, client_ip(request))
+    session.commit()
+    return {"revoked": key_id}

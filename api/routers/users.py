@@ -1,0 +1,124 @@
+"""Users, levels and permission overrides (admin.users), plus /me and the level/permission catalogue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
+
+from activities.errors import Forbidden
+from activities.services import users
+from activities.services.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
+from activities.services.users import UserCreate, UserPatch
+from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+class LevelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level_name: str
+
+
+class OverrideBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    permission_name: str
+    granted: bool
+
+
+@router.get("")
+def list_users(session: SessionDep, _: UsersAdminDep) -> dict:
+    return {"users": [users.to_dict(session, u) for u in users.list_all(session)]}
+
+
+@router.post("", status_code=201)
+def create_user(body: UserCreate, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    user = users.create(session, body, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.get("/me")
+def me(session: SessionDep, principal: PrincipalDep) -> dict:
+    return {**users.to_dict(session, users.get(session, principal.user_id)), "auth_method": principal.via}
+
+
+@router.get("/meta/levels")
+def levels(_: PrincipalDep) -> dict:
+    return {"levels": [{"name": name, "priority": prio, "description": LEVEL_DESCRIPTIONS[name],
+                        "permissions": sorted(LEVEL_GRANTS[name])} for name, prio in LEVEL_PRIORITY.items()]}
+
+
+@router.get("/meta/permissions")
+def permissions(_: PrincipalDep) -> dict:
+    return {"permissions": [{"name": name, "category": cat, "description": desc}
+                            for name, (cat, desc) in PERMISSIONS.items()]}
+
+
+@router.get("/{user_id}")
+def get_user(user_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
+    if user_id != principal.user_id and not principal.has("admin.users"):
+        raise Forbidden("missing permission 'admin.users'")
+    return users.to_dict(session, users.get(session, user_id))
+
+
+@router.patch("/{user_id}")
+def patch_user(user_id: str, body: UserPatch, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
+    """Admins change anyone; a user may change their own email, display name and password."""
+    if not principal.has("admin.users"):
+        if user_id != principal.user_id or body.is_active is not None:
+            raise Forbidden("missing permission 'admin.users'")
+    user = users.update(session, user_id, body, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.delete("/{user_id}", status_code=204)
+def delete_user(user_id: str, session: SessionDep, principal: UsersAdminDep, request: Request) -> Response:
+    users.delete(session, user_id, principal, client_ip(request))
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{user_id}/activate")
+def activate(user_id: str, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    user = users.set_active(session, user_id, True, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.post("/{user_id}/deactivate")
+def deactivate(user_id: str, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    user = users.set_active(session, user_id, False, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.post("/{user_id}/levels")
+def add_level(user_id: str, body: LevelBody, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    user = users.add_level(session, user_id, body.level_name, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.delete("/{user_id}/levels/{level_name}")
+def remove_level(user_id: str, level_name: str, session: SessionDep, principal: UsersAdminDep,
+                 request: Request) -> dict:
+    user = users.remove_level(session, user_id, level_name, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, user)
+
+
+@router.post("/{user_id}/permissions")
+def set_permission(user_id: str, body: OverrideBody, session: SessionDep, principal: UsersAdminDep,
+                   request: Request) -> dict:
+    users.set_override(session, user_id, body.permission_name, body.granted, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, users.get(session, user_id))
+
+
+@router.delete("/{user_id}/permissions/{permission_name}")
+def remove_permission(user_id: str, permission_name: str, session: SessionDep, principal: UsersAdminDep,
+                      request: Request) -> dict:
+    users.remove_override(session, user_id, permission_name, principal, client_ip(request))
+    session.commit()
+    return users.to_dict(session, users.get(session, user_id))
