@@ -14,7 +14,8 @@ from activities.settings import Settings
 from activities.temporal_client import connect, ensure_search_attributes
 from api import errors
 from api.body_limit import BodyLimitMiddleware
-from api.routers import admin_workers, agents, auth, configs, events, health, jobs, users
+from api.routers import all_routers
+from api.routers.health import VERSION
 from api.state import AppState
 
 log = logging.getLogger("simpletuner.api")
@@ -50,10 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
         registering.cancel()
         db.engine.dispose()
 
-    app = FastAPI(title="SimpleTuner control plane", version=health.VERSION, lifespan=lifespan)
+    app = FastAPI(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)
-    for module in (health, auth, users, configs, jobs, events, admin_workers, agents):
-        app.include_router(module.router)
+    for router in all_routers():
+        app.include_router(router)
     return app

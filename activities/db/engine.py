@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from activities.db import models  # noqa: F401  (registers the tables)
+import activities.db
 from activities.db.migrate import add_missing_columns
 
 
@@ -33,6 +35,16 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
+
+
+def load_models() -> None:
+    """Import every ``activities/db/models*.py`` so all tables are known to the metadata."""
+    for module in pkgutil.iter_modules(activities.db.__path__):
+        if module.name.startswith("models"):
+            importlib.import_module(f"activities.db.{module.name}")
+
+
+load_models()
 
 
 def init_db(engine: Engine) -> None:
