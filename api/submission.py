@@ -15,7 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.db.models import Job
 from activities.errors import InvalidInput, NotFound
 from activities.runtime import Database
-from activities.services import configs, jobs
+from activities.services import configs, jobs, resource_rules
 from activities.services.principals import Principal
 from activities.settings import Settings
 from workflows.contracts import (
@@ -50,9 +50,12 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
                         placement_recheck_seconds=settings.placement_recheck_seconds)
     with db.session() as session:
         try:
-            configs.get(session, body.config_name)
+            config = configs.get(session, body.config_name)
         except NotFound:
             raise InvalidInput(f"unknown config_name {body.config_name!r}") from None
+        resource_rules.check(session, principal.levels, "config", config.name)
+        resource_rules.check(session, principal.levels, "hardware", config.hardware_type)
+        resource_rules.check(session, principal.levels, "provider", body.target)
         existing = session.get(Job, job_id)
         if existing is not None:
             jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request

@@ -1,4 +1,6 @@
-"""One module per API area, each exposing ``router``; the app includes every module found here."""
+"""One module per API area, each exposing ``router``; the app includes every module found here,
+in name order (so ``resource_rules``' literal ``/api/users/resource-rules`` is matched before
+``users``' ``/api/users/{user_id}``; the route-permission walk would notice a mix-up)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("DELETE", "/api/users/{user_id}/levels/{level_name}"): "admin.users",
     ("POST", "/api/users/{user_id}/permissions"): "admin.users",
     ("DELETE", "/api/users/{user_id}/permissions/{permission_name}"): "admin.users",
+    ("GET", "/api/users/resource-rules"): "admin.users",
+    ("POST", "/api/users/resource-rules"): "admin.users",
+    ("GET", "/api/users/resource-rules/{rule_id}"): "admin.users",
+    ("PUT", "/api/users/resource-rules/{rule_id}"): "admin.users",
+    ("DELETE", "/api/users/resource-rules/{rule_id}"): "admin.users",
     ("GET", "/api/configs"): "config.view",
     ("GET", "/api/configs/{name}"): "config.view",
     ("PUT", "/api/configs/{name}"): "config.edit",
@@ -128,6 +133,10 @@ def _fill(stack, path: str) -> tuple[str, dict]:
         made = stack.client.post("/api/users", json={"username": f"target{n}", "password": "Target-Passw0rd-x",
                                                      "level_names": ["researcher", "viewer"]})
         values["user_id"] = stack.expect(made, 201)["id"]
+    if "{rule_id}" in path:
+        made = stack.client.post("/api/users/resource-rules", json={"level": "viewer", "resource_type": "config",
+                                                                     "pattern": f"p{n}-*", "action": "deny"})
+        values["rule_id"] = stack.expect(made, 201)["id"]
     values.update(key_id="k_unknown", level_name="viewer", permission_name="job.submit")
     body = {"POST /api/queue/submit": {"config_name": "walk-cfg", "target": "local"},
             "PUT /api/configs/{name}": {"command": ["true"]},
@@ -137,7 +146,11 @@ def _fill(stack, path: str) -> tuple[str, dict]:
             "POST /api/auth/api-keys": {"name": f"k{n}"},
             "POST /api/admin/workers": {"name": f"new-w-{n}"},
             "POST /api/auth/login": {"username": f"nobody{n}", "password": "wrong-password-1"},
-            "PATCH /api/users/{user_id}": {"display_name": "x"}}
+            "PATCH /api/users/{user_id}": {"display_name": "x"},
+            "POST /api/users/resource-rules": {"level": "lead", "resource_type": "hardware", "pattern": "x*",
+                                               "action": "allow"},
+            "PUT /api/users/resource-rules/{rule_id}": {"level": "lead", "resource_type": "hardware", "pattern": "y*",
+                                                        "action": "deny"}}
     return path.format(**values), body
 
 

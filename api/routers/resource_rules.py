@@ -1,0 +1,42 @@
+"""Resource rules CRUD (admin.users): /api/users/resource-rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from activities.services import resource_rules
+from activities.services.resource_rules import RuleBody
+from api.deps import SessionDep, UsersAdminDep, client_ip
+
+router = APIRouter(prefix="/api/users/resource-rules", tags=["resource rules"])
+
+
+@router.get("")
+def list_rules(session: SessionDep, _: UsersAdminDep, level: str | None = None) -> dict:
+    return {"rules": [resource_rules.to_dict(r) for r in resource_rules.list_all(session, level)]}
+
+
+@router.post("", status_code=201)
+def create_rule(body: RuleBody, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    rule = resource_rules.create(session, body, principal, client_ip(request))
+    session.commit()
+    return resource_rules.to_dict(rule)
+
+
+@router.get("/{rule_id}")
+def get_rule(rule_id: str, session: SessionDep, _: UsersAdminDep) -> dict:
+    return resource_rules.to_dict(resource_rules.get(session, rule_id))
+
+
+@router.put("/{rule_id}")
+def put_rule(rule_id: str, body: RuleBody, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    rule = resource_rules.replace(session, rule_id, body, principal, client_ip(request))
+    session.commit()
+    return resource_rules.to_dict(rule)
+
+
+@router.delete("/{rule_id}")
+def delete_rule(rule_id: str, session: SessionDep, principal: UsersAdminDep, request: Request) -> dict:
+    resource_rules.delete(session, rule_id, principal, client_ip(request))
+    session.commit()
+    return {"deleted": rule_id}
