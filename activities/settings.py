@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 
 
 class ConfigFileError(ValueError):
@@ -25,6 +26,37 @@ class TemporalSettings(BaseModel):
     tls_cert_path: str | None = None
     tls_key_path: str | None = None
     public_address: str | None = None  # what agents on other machines should dial
+
+
+class NetworkSettings(BaseModel):
+    """``network:`` block. Proxy headers are believed only from ``trusted_proxies`` (and only when
+    ``trust_proxy_headers``); ``internal_networks`` may skip login as ``bypass_identity``."""
+    model_config = ConfigDict(extra="forbid")
+    trust_proxy_headers: bool = False
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    bypass_auth_for_internal: bool = False
+    internal_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    bypass_identity: str = Field("internal-service", pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
+    bypass_level: Literal["viewer", "researcher", "lead", "admin"] = "viewer"
+
+
+BYPASSABLE_PREFIXES = ("/health", "/api/cloud/health", "/api/cloud/metrics", "/api/metrics")
+
+
+class AuthSettings(BaseModel):
+    """``auth:`` block."""
+    model_config = ConfigDict(extra="forbid")
+    bypass_paths: list[str] = Field(default_factory=list)
+    single_user_mode: bool = False  # no login at all; refused unless the API listens on loopback only
+
+    @field_validator("bypass_paths")
+    @classmethod
+    def _only_health_and_metrics(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path.startswith(BYPASSABLE_PREFIXES):
+                raise ValueError(f"{path!r}: only health and metrics paths may skip authentication "
+                                 f"({', '.join(BYPASSABLE_PREFIXES)})")
+        return paths
 
 
 class Settings(BaseModel):
@@ -44,9 +76,9 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     log_format: str = "text"
     log_file: str | None = None
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     # Blocks owned by later features; accepted here so a file written for them still loads.
-    network: dict[str, Any] = Field(default_factory=dict)
-    auth: dict[str, Any] = Field(default_factory=dict)
     oidc: dict[str, Any] = Field(default_factory=dict)
     background: dict[str, Any] = Field(default_factory=dict)
     config_file: Path | None = None
@@ -169,6 +201,19 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     for key, value in overrides.items():
         _set_dotted(data, key, value)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigFileError(_describe(exc, "environment")) from exc
+    if settings.auth.single_user_mode and not is_loopback_host(settings.host):
+        raise ConfigFileError(f"{settings.config_file or 'settings'}: auth.single_user_mode: allowed only when the "
+                              f"API listens on loopback (host is {settings.host!r})")
+    return settings
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities.runtime import load_config_dir, open_database
-from activities.services.users import backfill_levels, bootstrap_admin
+from activities.services.users import backfill_levels, bootstrap_admin, ensure_service_identity
 from activities.settings import Settings
 from activities.temporal_client import connect, ensure_search_attributes
 from api import errors
@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
         db = open_database(settings)
         bootstrap_admin(db.session, settings.admin_token_path, settings.admin_token)
         backfill_levels(db.session)
+        if settings.network.bypass_auth_for_internal:
+            ensure_service_identity(db.session, settings.network.bypass_identity, settings.network.bypass_level)
         loaded = load_config_dir(settings, db)
         if loaded:
             log.info("loaded %d config(s) from %s", len(loaded), settings.config_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Annotated, Callable, Iterator
 
@@ -12,7 +13,10 @@ from activities.db.models import Worker
 from activities.errors import Forbidden, Unauthorized
 from activities.services import principals, workers
 from activities.services.principals import Principal
+from api import network
 from api.state import AppState
+
+log = logging.getLogger("simpletuner.auth")
 
 SESSION_COOKIE = "st_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -32,9 +36,13 @@ StateDep = Annotated[AppState, Depends(get_state)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+ANONYMOUS = Principal(user_id="anonymous", username="anonymous", levels=(), permissions=frozenset(), via="bypass")
+
+
 def current_principal(request: Request, state: StateDep,
                       authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """Bearer API key, else the login session cookie (writes then need the CSRF header).
+    """Bearer API key, else the login session cookie (writes then need the CSRF header), else
+    the configured bypasses: health/metrics paths, internal networks, single-user mode.
 
     Uses its own short session so no transaction stays open while a route streams or waits."""
     with state.db.session() as session:
@@ -45,13 +53,25 @@ def current_principal(request: Request, state: StateDep,
             return principals.authenticate_key(session, token.strip())
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
-            raise Unauthorized("missing Authorization: Bearer header or login session")
+            return _without_credentials(request, state, session)
         principal = principals.authenticate_session(session, cookie)
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not secrets.compare_digest(sent, principal.csrf_token or ""):
             raise Forbidden(f"missing or wrong {CSRF_HEADER} header for a session-authenticated request")
     return principal
+
+
+def _without_credentials(request: Request, state: AppState, session: Session) -> Principal:
+    settings = state.settings
+    if any(request.url.path.startswith(p) for p in settings.auth.bypass_paths):
+        return ANONYMOUS
+    if network.is_internal(request):
+        log.info("Auth bypassed for IP %s (acting as %s)", network.client_ip(request), settings.network.bypass_identity)
+        return principals.service_principal(session, settings.network.bypass_identity)
+    if settings.auth.single_user_mode and network.is_loopback_peer(request):
+        return principals.single_user_principal(session)
+    raise Unauthorized("missing Authorization: Bearer header or login session")
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -79,5 +99,4 @@ def current_worker(state: StateDep, x_worker_token: Annotated[str | None, Header
 WorkerDep = Annotated[Worker, Depends(current_worker)]
 
 
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+client_ip = network.client_ip  # the one place the caller's address is decided

@@ -24,8 +24,10 @@ def _server(args: argparse.Namespace) -> int:
             print("error: --ssl needs --ssl-cert/--ssl-key or SIMPLETUNER_SSL_CERT/SIMPLETUNER_SSL_KEY", file=sys.stderr)
             return 2
         ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own;
+    # which proxies to trust is decided only by the network settings (api/network.py).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=5, **ssl)
+                timeout_graceful_shutdown=5, proxy_headers=False, **ssl)
     return 0
 
 

@@ -81,3 +81,21 @@ def authenticate_session(session: Session, cookie_token: str) -> Principal:
     if user is None:
         raise Unauthorized("session expired; log in again")
     return principal_for(session, user, via="session", session_id=auth.id, csrf_token=auth.csrf_token)
+
+
+def service_principal(session: Session, username: str) -> Principal:
+    """The identity internal-network callers act as (created at API start-up)."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise Unauthorized(f"service identity {username!r} does not exist")
+    return principal_for(session, user, via="bypass")
+
+
+def single_user_principal(session: Session) -> Principal:
+    """Single-user mode: loopback callers act as the first active admin."""
+    admin = session.exec(select(User).join(UserLevel, UserLevel.user_id == User.id)
+                         .where(UserLevel.level == "admin", User.is_active == True)  # noqa: E712
+                         .order_by(User.created_at)).first()
+    if admin is None:
+        raise Unauthorized("single-user mode: no active admin account")
+    return principal_for(session, admin, via="single_user")

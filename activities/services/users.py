@@ -290,3 +290,18 @@ def backfill_levels(session_factory) -> int:
             session.add(UserLevel(user_id=user.id, level=user.level if user.level in LEVEL_PRIORITY else "viewer"))
         session.commit()
     return len(bare)
+
+
+def ensure_service_identity(session_factory, username: str, level: str) -> None:
+    """The account internal-network callers act as: no password, the configured level."""
+    with session_factory() as session:
+        user = session.exec(select(User).where(User.username == username)).first()
+        if user is None:
+            user = User(id=new_id("u"), username=username, auth_source="bypass", display_name="internal networks")
+            session.add(user)
+            session.flush()
+            audit(session, "system:network", "user.created", "user", user.id, {"username": username, "levels": [level]})
+        elif user.auth_source != "bypass":
+            raise Conflict(f"network.bypass_identity {username!r} is an existing {user.auth_source} account")
+        _set_levels(session, user, [level])
+        session.commit()
