@@ -99,7 +99,7 @@ def _check_unique(session: Session, username: str | None, email: str | None, exc
         raise Conflict(f"email {email!r} is already used by another account")
 
 
-def _set_levels(session: Session, user: User, levels: list[str]) -> None:
+def set_levels(session: Session, user: User, levels: list[str]) -> None:
     for row in session.exec(select(UserLevel).where(UserLevel.user_id == user.id)):
         session.delete(row)
     session.flush()
@@ -121,7 +121,7 @@ def create(session: Session, body: UserCreate, actor: Principal | str, ip: str |
                 password_hash=passwords.hash_password(body.password) if body.password else None)
     session.add(user)
     session.flush()
-    _set_levels(session, user, body.level_names)
+    set_levels(session, user, body.level_names)
     audit(session, _name(actor), "user.created", "user", user.id,
           {"username": user.username, "levels": body.level_names, "source": auth_source}, ip=ip)
     return user
@@ -197,7 +197,7 @@ def add_level(session: Session, user_id: str, level: str, actor: Principal, ip: 
     except ValueError as exc:
         raise InvalidInput(f"level_name: {exc}") from None
     levels = sorted(set(levels_of(session, user.id)) | {level})
-    _set_levels(session, user, levels)
+    set_levels(session, user, levels)
     audit(session, actor.username, "user.level_added", "user", user.id, {"level": level}, ip=ip)
     return user
 
@@ -211,7 +211,7 @@ def remove_level(session: Session, user_id: str, level: str, actor: Principal, i
         raise Conflict(f"cannot remove {level!r}: a user keeps at least one level")
     if level == "admin":
         _guard_last_admin(session, user, "remove the admin level")
-    _set_levels(session, user, sorted(current - {level}))
+    set_levels(session, user, sorted(current - {level}))
     audit(session, actor.username, "user.level_removed", "user", user.id, {"level": level}, ip=ip)
     return user
 
@@ -303,5 +303,5 @@ def ensure_service_identity(session_factory, username: str, level: str) -> None:
             audit(session, "system:network", "user.created", "user", user.id, {"username": username, "levels": [level]})
         elif user.auth_source != "bypass":
             raise Conflict(f"network.bypass_identity {username!r} is an existing {user.auth_source} account")
-        _set_levels(session, user, [level])
+        set_levels(session, user, [level])
         session.commit()

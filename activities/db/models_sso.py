@@ -1,0 +1,36 @@
+"""Tables of single sign-on: configured external identity providers and pending OAuth logins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from activities.db.models import utcnow
+
+
+class ExternalAuthProvider(SQLModel, table=True):
+    """An OIDC or LDAP provider. ``config`` holds its settings (secrets included: never return it as is);
+    ``level_mapping`` maps a group / role name or DN to levels."""
+    name: str = Field(primary_key=True)
+    provider_type: str  # oidc | ldap
+    enabled: bool = True
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    level_mapping: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source: str = "api"  # api | config_file (the enterprise config file's ``oidc:`` block)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OAuthState(SQLModel, table=True):
+    """An OIDC login between /start and /callback, shared by every API replica; consumed once.
+    The key is the SHA-256 of the ``state`` sent to the provider."""
+    state_hash: str = Field(primary_key=True)
+    provider: str = Field(index=True)
+    redirect_uri: str
+    nonce: str
+    code_verifier: str
+    return_to: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)

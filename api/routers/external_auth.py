@@ -1,0 +1,278 @@
+"""Single sign-on over REST: provider administration (admin.users) and the public LDAP / OIDC logins.
+
+A successful external login opens the same browser session as password login (``st_session`` cookie
+plus a CSRF token in the answer). Provider refusals (``ExternalAuthError``) become their own HTTP
+status: 401 bad credentials, 403 not mapped, 400 redirect not allowed, 422 misconfigured, 503
+unavailable. Network calls to a provider never run while a database transaction is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session
+
+from activities.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized, Unavailable
+from activities.services import ldap_auth, logins, oidc_auth, sso, users
+from activities.services.audit import audit
+from activities.services.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
+from activities.services.logins import SESSION_TTL
+from activities.services.principals import Principal
+from api.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, StateDep, UsersAdminDep, client_ip
+from api.state import AppState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ADMIN = "/api/cloud/external-auth/providers"
+PUBLIC = "/api/auth/external"
+INVALID_STATE = "invalid or expired OAuth state"
+HTTP_TIMEOUT = 10.0
+_HTTP_ERRORS: dict[int, type[DomainError]] = {401: Unauthorized, 403: Forbidden, 422: InvalidInput, 503: Unavailable}
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Runs inside the app's own lifespan, once the database is open: import the config file's block."""
+    core: AppState | None = getattr(app.state, "core", None)
+    if core is not None:
+        await asyncio.to_thread(_import_config_file, core)
+    yield
+
+
+def _import_config_file(core: AppState) -> None:
+    file = str(core.settings.config_file) if core.settings.config_file else None
+    try:
+        with core.db.session() as session:
+            sso.import_config_file(session, core.settings.oidc, file)
+            session.commit()
+    except IntegrityError:
+        log.info("another API replica imported the config file's SSO provider at the same time")
+    except SQLAlchemyError:
+        log.exception("could not import the SSO provider of %s", file)
+
+
+router = APIRouter(tags=["external-auth"], lifespan=_lifespan)
+
+
+class LdapLoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+def _http_error(exc: ExternalAuthError) -> DomainError:
+    err = _HTTP_ERRORS.get(exc.status_code, DomainError)(exc.detail)
+    err.status_code = exc.status_code
+    return err
+
+
+@contextlib.contextmanager
+def _provider_errors(what: str) -> Iterator[None]:
+    """Anything but an ExternalAuthError escaping a provider call is logged and reported as a 503."""
+    try:
+        yield
+    except ExternalAuthError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen library error: never a 500
+        log.exception("%s failed unexpectedly", what)
+        raise ProviderUnavailable(f"{what} failed ({type(exc).__name__}); see the server log") from exc
+
+
+async def _in_db(core: AppState, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(session, *args)`` in a worker thread with its own session, committed when it returns."""
+    def run() -> T:
+        with core.db.session() as session:
+            result = fn(session, *args)
+            session.commit()
+            return result
+    return await asyncio.to_thread(run)
+
+
+def _fail(session: Session, account: str, ip: str | None, reason: str, method: str, counts: bool) -> None:
+    """Audit a refused external login; ``counts`` also adds it to the login rate limit."""
+    if counts:
+        logins.record_failure(session, account, ip, reason, method=method)
+    else:
+        audit(session, account, "auth.login_failure", "user", None, {"reason": reason, "method": method}, ip=ip)
+
+
+def _finish(core: AppState, ident: ExternalIdentity, kind: str, ip: str | None,
+            user_agent: str | None) -> tuple[str, Principal, dict]:
+    """Provision the account and open a browser session (audited as auth.login with the method)."""
+    method = f"{kind}:{ident.provider}"
+    with core.db.session() as session:
+        try:
+            user = sso.provision(session, ident, kind, ip)
+            session.flush()
+            token, principal = logins.open_session(session, user, ip, user_agent, method=method)
+            answer = users.to_dict(session, user)
+            session.commit()
+        except IntegrityError:  # another replica created the same account in the meantime
+            session.rollback()
+            raise Conflict("the account was changed by a concurrent login; try again") from None
+        except DomainError as exc:
+            session.rollback()
+            _fail(session, ident.username, ip, exc.detail, method, counts=False)
+            session.commit()
+            raise
+    return token, principal, answer
+
+
+def _session_answer(request: Request, response: Response, result: tuple[str, Principal, dict],
+                    **extra: Any) -> dict:
+    token, principal, user = result
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return {"user": user, "csrf_token": principal.csrf_token, "csrf_header": CSRF_HEADER,
+            "expires_in": int(SESSION_TTL.total_seconds()), **extra}
+
+
+def _http_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+
+
+# ---- administration (admin.users) ----------------------------------------------------------------
+
+@router.get(ADMIN)
+def list_providers(session: SessionDep, _: UsersAdminDep) -> dict:
+    return {"providers": [sso.to_dict(row) for row in sso.list_all(session)]}
+
+
+@router.post(ADMIN, status_code=201)
+def create_provider(body: sso.ProviderCreate, session: SessionDep, principal: UsersAdminDep,
+                    request: Request) -> dict:
+    row = sso.create(session, body, principal, client_ip(request))
+    session.commit()
+    return sso.to_dict(row)
+
+
+@router.get(ADMIN + "/{name}")
+def get_provider(name: str, session: SessionDep, _: UsersAdminDep) -> dict:
+    return sso.to_dict(sso.get(session, name))
+
+
+@router.patch(ADMIN + "/{name}")
+def patch_provider(name: str, body: sso.ProviderPatch, session: SessionDep, principal: UsersAdminDep,
+                   request: Request) -> dict:
+    row = sso.update(session, name, body, principal, client_ip(request))
+    session.commit()
+    return sso.to_dict(row)
+
+
+@router.delete(ADMIN + "/{name}", status_code=204)
+def delete_provider(name: str, session: SessionDep, principal: UsersAdminDep, request: Request) -> Response:
+    sso.delete_provider(session, name, principal, client_ip(request))
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post(ADMIN + "/{name}/test")
+async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
+    """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
+    def load(session: Session) -> tuple[str, Any]:
+        row = sso.get(session, name)
+        return row.provider_type, sso.runtime_config(row.provider_type, row.config, row.level_mapping)
+
+    provider_type, config = await _in_db(core, load)
+    try:
+        with _provider_errors(f"testing provider {name!r}"):
+            if provider_type == "ldap":
+                result = await asyncio.to_thread(ldap_auth.test_connection, config)
+            else:
+                async with _http_client() as http:
+                    result = await oidc_auth.test_provider(config, http)
+    except ExternalAuthError as exc:
+        raise _http_error(exc) from None
+    return {"name": name, "provider_type": provider_type, **result}
+
+
+# ---- public login endpoints ----------------------------------------------------------------------
+
+@router.get(PUBLIC + "/providers")
+def public_providers(session: SessionDep) -> dict:
+    """What a login page offers: the enabled providers, name and type only."""
+    return {"providers": [{"name": row.name, "provider_type": row.provider_type}
+                          for row in sso.list_all(session) if row.enabled]}
+
+
+@router.post(PUBLIC + "/ldap/login")
+async def ldap_login(body: LdapLoginBody, core: StateDep, request: Request, response: Response) -> dict:
+    ip, method = client_ip(request), f"ldap:{body.provider}"
+
+    def begin(session: Session) -> Any:
+        _, config = sso.enabled_provider(session, body.provider, "ldap")
+        logins.check_rate(session, body.username, ip)
+        return config
+
+    config = await _in_db(core, begin)
+    try:
+        with _provider_errors(f"LDAP login through {body.provider!r}"):
+            ident = await asyncio.to_thread(ldap_auth.authenticate, config, body.provider, body.username,
+                                            body.password)
+    except ExternalAuthError as exc:
+        await _in_db(core, _fail, body.username, ip, exc.detail, method, exc.status_code in (401, 403))
+        raise _http_error(exc) from None
+    result = await asyncio.to_thread(_finish, core, ident, "ldap", ip, request.headers.get("user-agent"))
+    return _session_answer(request, response, result)
+
+
+def _local_path(value: str) -> bool:
+    return value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) <= 2000
+
+
+@router.get(PUBLIC + "/oidc/start", response_model=None)
+async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: Request,
+                     return_to: str | None = None) -> Any:
+    """302 to the provider's login page, or ``{"authorization_url": ...}`` for ``Accept: application/json``."""
+    if return_to is not None and not _local_path(return_to):
+        raise InvalidInput("return_to: must be a path on this site, such as /jobs")
+    _, config = await _in_db(core, sso.enabled_provider, provider, "oidc")
+    try:
+        with _provider_errors(f"OIDC login start through {provider!r}"):
+            async with _http_client() as http:
+                pending = await oidc_auth.begin_login(config, provider, redirect_uri, http)
+    except ExternalAuthError as exc:
+        raise _http_error(exc) from None
+    try:
+        await _in_db(core, sso.store_state, pending, return_to)
+    except SQLAlchemyError:
+        log.exception("Failed to store OAuth state for provider %s", provider)
+        raise Unavailable("could not store the OAuth state; try again") from None
+    if "application/json" in request.headers.get("accept", ""):
+        return {"authorization_url": pending.authorization_url,
+                "expires_in": int(sso.state_ttl().total_seconds())}
+    return RedirectResponse(pending.authorization_url, status_code=302)
+
+
+@router.get(PUBLIC + "/oidc/callback")
+async def oidc_callback(core: StateDep, request: Request, response: Response, state: str | None = None,
+                        code: str | None = None) -> dict:
+    """The provider's redirect (``code``, ``state``, ``iss`` or ``error``); the state works once."""
+    ip, params = client_ip(request), dict(request.query_params)
+    consumed = await _in_db(core, sso.consume_state, state) if state else None
+    if consumed is None:
+        await _in_db(core, _fail, "oidc", ip, INVALID_STATE, "oidc", False)
+        raise DomainError(INVALID_STATE)
+    pending, return_to = consumed
+    method = f"oidc:{pending.provider}"
+    try:
+        _, config = await _in_db(core, sso.enabled_provider, pending.provider, "oidc")  # disabled since /start?
+        with _provider_errors(f"OIDC login through {pending.provider!r}"):
+            async with _http_client() as http:
+                ident = await oidc_auth.complete_login(config, pending, params, http)
+    except (ExternalAuthError, NotFound) as exc:
+        await _in_db(core, _fail, method, ip, exc.detail, method, False)
+        raise (_http_error(exc) if isinstance(exc, ExternalAuthError) else exc) from None
+    result = await asyncio.to_thread(_finish, core, ident, "oidc", ip, request.headers.get("user-agent"))
+    return _session_answer(request, response, result, return_to=return_to)
