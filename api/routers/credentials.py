@@ -1,0 +1,139 @@
+"""Per-user cloud-provider credentials: one's own (any signed-in user) and anyone's (admin.users).
+
+No answer ever carries a credential's value. The encryption key is loaded when the app starts
+(this router's lifespan), so a malformed SIMPLETUNER_SECRET_KEY stops the server at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from activities.services import credential_crypto, credentials
+from activities.services.credential_crypto import SecretKeyError
+from activities.services.credentials import CredentialRef, CredentialValue
+from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Runs after the app's own lifespan has built ``app.state.core``."""
+    core = app.state.core
+    try:
+        cipher = credential_crypto.load_cipher(core.settings.data_dir)
+    except SecretKeyError as exc:
+        log.critical("cannot start: %s", exc)
+        raise
+    credential_crypto.install(cipher)
+    if cipher.previous_count:
+        with core.db.session() as session:
+            moved = credentials.reencrypt_all(session, cipher)
+            session.commit()
+        if moved:
+            log.info("re-encrypted %d credential(s) under the current key", moved)
+    try:
+        yield
+    finally:
+        credential_crypto.install(None)
+
+
+router = APIRouter(prefix="/api/users", tags=["credentials"], lifespan=lifespan)
+
+
+def _listing(session: SessionDep, user_id: str) -> dict:
+    return {"user_id": user_id, "stale_after_days": credentials.STALE_AFTER_DAYS,
+            "credentials": credentials.list_for(session, user_id)}
+
+
+def _set(session: SessionDep, user_id: str, body: CredentialValue, principal, request: Request,
+         response: Response) -> dict:
+    row, created = credentials.set_value(session, user_id, body, principal, client_ip(request))
+    session.commit()
+    response.status_code = 201 if created else 200
+    return {**credentials.to_dict(row), "created": created}
+
+
+def _rotate(session: SessionDep, user_id: str, body: CredentialValue, principal, request: Request) -> dict:
+    row = credentials.rotate(session, user_id, body, principal, client_ip(request))
+    session.commit()
+    return credentials.to_dict(row)
+
+
+def _delete(session: SessionDep, user_id: str, provider: str, credential_name: str, principal,
+            request: Request) -> Response:
+    credentials.delete(session, user_id, provider, credential_name, principal, client_ip(request))
+    session.commit()
+    return Response(status_code=204)
+
+
+# ---- one's own (declared before /{user_id}/... so "me" is never taken for a user id)
+
+@router.get("/me/credentials")
+def my_credentials(session: SessionDep, principal: PrincipalDep) -> dict:
+    return _listing(session, principal.user_id)
+
+
+@router.post("/me/credentials", status_code=201)
+def set_my_credential(body: CredentialValue, session: SessionDep, principal: PrincipalDep, request: Request,
+                      response: Response) -> dict:
+    """Create, or replace the value of, one's own credential (201 created, 200 replaced)."""
+    return _set(session, principal.user_id, body, principal, request, response)
+
+
+@router.post("/me/credentials/rotate")
+def rotate_my_credential(body: CredentialValue, session: SessionDep, principal: PrincipalDep,
+                         request: Request) -> dict:
+    return _rotate(session, principal.user_id, body, principal, request)
+
+
+@router.post("/me/credentials/validate")
+def validate_my_credential(body: CredentialRef, session: SessionDep, principal: PrincipalDep) -> dict:
+    """Whether the credential resolves for the caller (own first, then global) and from which source."""
+    return credentials.validate(session, principal.user_id, body)
+
+
+@router.delete("/me/credentials/{provider}/{credential_name}", status_code=204)
+def delete_my_credential(provider: str, credential_name: str, session: SessionDep, principal: PrincipalDep,
+                         request: Request) -> Response:
+    return _delete(session, principal.user_id, provider, credential_name, principal, request)
+
+
+# ---- administration (admin.users)
+
+@router.post("/credentials/check-stale")
+def check_stale(session: SessionDep, _: UsersAdminDep) -> dict:
+    stale = credentials.check_stale(session)
+    return {"stale_after_days": credentials.STALE_AFTER_DAYS, "count": len(stale), "credentials": stale}
+
+
+@router.get("/{user_id}/credentials")
+def user_credentials(user_id: str, session: SessionDep, _: UsersAdminDep) -> dict:
+    return _listing(session, user_id)
+
+
+@router.post("/{user_id}/credentials", status_code=201)
+def set_user_credential(user_id: str, body: CredentialValue, session: SessionDep, principal: UsersAdminDep,
+                        request: Request, response: Response) -> dict:
+    return _set(session, user_id, body, principal, request, response)
+
+
+@router.post("/{user_id}/credentials/rotate")
+def rotate_user_credential(user_id: str, body: CredentialValue, session: SessionDep, principal: UsersAdminDep,
+                           request: Request) -> dict:
+    return _rotate(session, user_id, body, principal, request)
+
+
+@router.get("/{user_id}/credentials/stale")
+def user_stale_credentials(user_id: str, session: SessionDep, _: UsersAdminDep) -> dict:
+    return {"user_id": user_id, "stale_after_days": credentials.STALE_AFTER_DAYS,
+            "credentials": credentials.stale_for(session, user_id)}
+
+
+@router.delete("/{user_id}/credentials/{provider}/{credential_name}", status_code=204)
+def delete_user_credential(user_id: str, provider: str, credential_name: str, session: SessionDep,
+                           principal: UsersAdminDep, request: Request) -> Response:
+    return _delete(session, user_id, provider, credential_name, principal, request)
