@@ -49,9 +49,11 @@ def create_app(settings: Settings) -> FastAPI:
         client = await connect(settings.temporal, lazy=True)
         app.state.core = AppState(settings=settings, db=db, temporal=client)
         registering = asyncio.create_task(_register_search_attributes(client))
-        yield
-        registering.cancel()
-        db.engine.dispose()
+        try:
+            yield
+        finally:  # also when a later start-up step (a router's lifespan) fails
+            registering.cancel()
+            db.engine.dispose()
 
     app = FastAPI(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,

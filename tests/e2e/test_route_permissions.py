@@ -47,6 +47,27 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/users/resource-rules/{rule_id}"): "admin.users",
     ("PUT", "/api/users/resource-rules/{rule_id}"): "admin.users",
     ("DELETE", "/api/users/resource-rules/{rule_id}"): "admin.users",
+    ("GET", "/api/users/me/credentials"): "any",
+    ("POST", "/api/users/me/credentials"): "any",
+    ("POST", "/api/users/me/credentials/rotate"): "any",
+    ("POST", "/api/users/me/credentials/validate"): "any",
+    ("DELETE", "/api/users/me/credentials/{provider}/{credential_name}"): "any",
+    ("POST", "/api/users/credentials/check-stale"): "admin.users",
+    ("GET", "/api/users/{user_id}/credentials"): "admin.users",
+    ("POST", "/api/users/{user_id}/credentials"): "admin.users",
+    ("POST", "/api/users/{user_id}/credentials/rotate"): "admin.users",
+    ("GET", "/api/users/{user_id}/credentials/stale"): "admin.users",
+    ("DELETE", "/api/users/{user_id}/credentials/{provider}/{credential_name}"): "admin.users",
+    ("GET", "/api/cloud/external-auth/providers"): "admin.users",
+    ("POST", "/api/cloud/external-auth/providers"): "admin.users",
+    ("GET", "/api/cloud/external-auth/providers/{name}"): "admin.users",
+    ("PATCH", "/api/cloud/external-auth/providers/{name}"): "admin.users",
+    ("DELETE", "/api/cloud/external-auth/providers/{name}"): "admin.users",
+    ("POST", "/api/cloud/external-auth/providers/{name}/test"): "admin.users",
+    ("GET", "/api/auth/external/providers"): "public",
+    ("POST", "/api/auth/external/ldap/login"): "public",
+    ("GET", "/api/auth/external/oidc/start"): "public",
+    ("GET", "/api/auth/external/oidc/callback"): "public",
     ("GET", "/api/configs"): "config.view",
     ("GET", "/api/configs/{name}"): "config.view",
     ("PUT", "/api/configs/{name}"): "config.edit",
@@ -125,7 +146,7 @@ def _fill(stack, path: str) -> tuple[str, dict]:
         values["job_id"] = stack.submit(config_name="walk-cfg", target="local")["job_id"]
     if "{name}" in path:
         values["name"] = "model.npz" if "outputs" in path else f"cfg-{n}"
-        if "outputs" not in path:
+        if "/api/configs/" in path:
             stack.put_config(values["name"], steps=1)
     if "{worker_id}" in path:
         values["worker_id"] = stack.create_worker(f"w-{n}", {"n": str(n)})[0]
@@ -137,7 +158,8 @@ def _fill(stack, path: str) -> tuple[str, dict]:
         made = stack.client.post("/api/users/resource-rules", json={"level": "viewer", "resource_type": "config",
                                                                      "pattern": f"p{n}-*", "action": "deny"})
         values["rule_id"] = stack.expect(made, 201)["id"]
-    values.update(key_id="k_unknown", level_name="viewer", permission_name="job.submit")
+    values.update(key_id="k_unknown", level_name="viewer", permission_name="job.submit", provider="replicate",
+                  credential_name="api_token")
     body = {"POST /api/queue/submit": {"config_name": "walk-cfg", "target": "local"},
             "PUT /api/configs/{name}": {"command": ["true"]},
             "POST /api/users": {"username": f"new{n}", "password": "New-Passw0rd-xyz"},
