@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from activities.errors import DomainError
+
 LEVELS: tuple[str, ...] = ("viewer", "researcher", "lead", "admin")
 
 
-class ExternalAuthError(Exception):
-    """Base of provider errors; ``detail`` is safe to show to the caller."""
+class ExternalAuthError(DomainError):
+    """Base of provider errors; ``detail`` is safe to show to the caller, ``status_code`` is the
+    HTTP answer the API's single error handler gives."""
 
     status_code = 401
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class InvalidCredentials(ExternalAuthError):

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
-from activities.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized, Unavailable
+from activities.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from activities.services import ldap_auth, logins, oidc_auth, sso, users
 from activities.services.audit import audit
 from activities.services.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
@@ -37,9 +37,6 @@ ADMIN = "/api/cloud/external-auth/providers"
 PUBLIC = "/api/auth/external"
 INVALID_STATE = "invalid or expired OAuth state"
 HTTP_TIMEOUT = 10.0
-_HTTP_ERRORS: dict[int, type[DomainError]] = {401: Unauthorized, 403: Forbidden, 422: InvalidInput, 503: Unavailable}
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     """Runs inside the app's own lifespan, once the database is open: import the config file's block."""
@@ -69,12 +66,6 @@ class LdapLoginBody(BaseModel):
     provider: str = Field(min_length=1, max_length=64)
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1024)
-
-
-def _http_error(exc: ExternalAuthError) -> DomainError:
-    err = _HTTP_ERRORS.get(exc.status_code, DomainError)(exc.detail)
-    err.status_code = exc.status_code
-    return err
 
 
 @contextlib.contextmanager
@@ -193,7 +184,7 @@ async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
                 async with _http_client() as http:
                     result = await oidc_auth.test_provider(config, http)
     except ExternalAuthError as exc:
-        raise _http_error(exc) from None
+        raise exc from None
     return {"name": name, "provider_type": provider_type, **result}
 
 
@@ -222,7 +213,7 @@ async def ldap_login(body: LdapLoginBody, core: StateDep, request: Request, resp
                                             body.password)
     except ExternalAuthError as exc:
         await _in_db(core, _fail, body.username, ip, exc.detail, method, exc.status_code in (401, 403))
-        raise _http_error(exc) from None
+        raise exc from None
     result = await asyncio.to_thread(_finish, core, ident, "ldap", ip, request.headers.get("user-agent"))
     return _session_answer(request, response, result)
 
@@ -243,7 +234,7 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
             async with _http_client() as http:
                 pending = await oidc_auth.begin_login(config, provider, redirect_uri, http)
     except ExternalAuthError as exc:
-        raise _http_error(exc) from None
+        raise exc from None
     try:
         await _in_db(core, sso.store_state, pending, return_to)
     except SQLAlchemyError:
@@ -273,6 +264,6 @@ async def oidc_callback(core: StateDep, request: Request, response: Response, st
                 ident = await oidc_auth.complete_login(config, pending, params, http)
     except (ExternalAuthError, NotFound) as exc:
         await _in_db(core, _fail, method, ip, exc.detail, method, False)
-        raise (_http_error(exc) if isinstance(exc, ExternalAuthError) else exc) from None
+        raise exc from None
     result = await asyncio.to_thread(_finish, core, ident, "oidc", ip, request.headers.get("user-agent"))
     return _session_answer(request, response, result, return_to=return_to)
