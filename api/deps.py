@@ -50,7 +50,7 @@ def current_principal(request: Request, state: StateDep,
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Authorization header must be 'Bearer <api key>'")
-            return principals.authenticate_key(session, token.strip())
+            return principals.authenticate_bearer(session, token.strip())
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             return _without_credentials(request, state, session)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session, select
 
@@ -71,6 +71,18 @@ def authenticate_key(session: Session, token: str) -> Principal:
     if user is None:
         raise Unauthorized("invalid API key")
     return principal_for(session, user, via="api_key", key_id=key.id)
+
+
+def authenticate_bearer(session: Session, token: str) -> Principal:
+    """A bearer is an API key or the token of a login made with ``mode: bearer``."""
+    key = session.exec(select(ApiKey.id).where(ApiKey.key_hash == hash_token(token))).first()
+    if key is not None:
+        return authenticate_key(session, token)
+    try:
+        principal = authenticate_session(session, token)
+    except Unauthorized:
+        raise Unauthorized("invalid API key or login token") from None
+    return replace(principal, via="bearer_session", csrf_token=None)
 
 
 def authenticate_session(session: Session, cookie_token: str) -> Principal:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +20,7 @@ class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1024)
+    mode: Literal["cookie", "bearer"] = "cookie"  # browser session, or a token for Authorization: Bearer
 
 
 @router.post("/login")
@@ -30,6 +33,9 @@ def login(body: LoginBody, session: SessionDep, request: Request, response: Resp
         raise
     token, principal = logins.open_session(session, user, ip, request.headers.get("user-agent"))
     session.commit()
+    if body.mode == "bearer":  # no cookie, so no CSRF exposure: the client sends the token itself
+        return {"user": users.to_dict(session, user), "access_token": token, "token_type": "bearer",
+                "expires_in": int(SESSION_TTL.total_seconds())}
     response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
                         samesite="lax", secure=request.url.scheme == "https", path="/")
     return {"user": users.to_dict(session, user), "csrf_token": principal.csrf_token, "csrf_header": CSRF_HEADER,

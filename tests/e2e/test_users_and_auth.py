@@ -149,3 +149,18 @@ def test_personal_keys_are_listed_without_secrets_and_revocable(stack):
     assert ci.get("/api/users/me").status_code == 401
     assert [r[1] for r in audit_rows(stack, "api_key.revoked")] == [made["id"]]
     assert kim.post("/api/auth/api-keys", json={"name": "x", "expires_in_days": 0}).status_code == 422
+
+
+def test_bearer_login_needs_no_cookie_or_csrf_and_logout_ends_it(stack):
+    make_user(stack, "bea", "researcher")
+    login = stack.anon.post("/api/auth/login", json={"username": "bea", "password": "Sturdy-Passw0rd-9",
+                                                     "mode": "bearer"})
+    assert login.status_code == 200 and "set-cookie" not in login.headers, login.text
+    bea = httpx.Client(base_url=stack.api_url, trust_env=False,
+                       headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    assert bea.get("/api/users/me").json()["auth_method"] == "bearer_session"
+    assert bea.post("/api/auth/api-keys", json={"name": "k"}).status_code == 201  # no CSRF header needed
+    assert bea.post("/api/auth/logout").status_code == 200
+    assert bea.get("/api/users/me").status_code == 401
+    assert stack.anon.post("/api/auth/login", json={"username": "bea", "password": "Sturdy-Passw0rd-9",
+                                                    "mode": "token"}).status_code == 422
