@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -40,6 +39,3 @@ def load_config_dir(settings: Settings, db: Database) -> list[str]:
 
 def configure_logging(settings: Settings) -> None:
     logging_setup.configure(settings.log_level, settings.log_format, settings.log_file)
-
-
-SessionFactory = Callable[[], Session]

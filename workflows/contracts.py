@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -168,7 +168,3 @@ class JobResult(BaseModel):
     agent_name: str | None = None
     error: str | None = None
     outputs: list[OutputFile] = Field(default_factory=list)
-
-
-def heartbeat_timeout(seconds: float) -> timedelta:
-    return timedelta(seconds=max(1.0, seconds))

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
@@ -91,8 +92,6 @@ def delete(session: Session, name: str, actor: str) -> None:
 def load_directory(session: Session, directory: Path) -> list[str]:
     """Upsert every ``*.json``/``*.yaml`` config in ``directory``; ``{config_dir}`` in a command is
     replaced by the file's directory. A broken file is reported and skipped, never half-loaded."""
-    import yaml
-
     loaded: list[str] = []
     for path in sorted(directory.glob("*")):
         if path.suffix not in (".json", ".yaml", ".yml") or not path.is_file():

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.stack import Stack, detail_text
 from tests.servers.ldap_server import PASSWORDS, SUFFIX, SVC_DN, SVC_PW, SlapdServer
-from tests.servers.oidc_server import OidcProviderServer, OidcServerError, login_through_browser_forms
+from tests.servers.oidc_server import OidcProviderServer, login_through_browser_forms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -48,12 +48,7 @@ def slapd() -> Iterator[SlapdServer]:
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProviderServer]:
     server = OidcProviderServer(tmp_path_factory.mktemp("idp"), users=IDP_USERS, clients=[
         {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK, NOT_ALLOWED]}])
-    try:
-        server.start()
-    except OidcServerError as exc:
-        if "node is not installed" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    server.start()  # no skip: make test installs the provider, a missing one must fail loudly
     yield server
     server.stop()
 
