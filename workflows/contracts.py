@@ -26,10 +26,17 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled
 ALL_STATUSES: tuple[str, ...] = ("pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled")
 JobTarget = Literal["worker", "local", "auto"]
 
+# Level names and priorities (viewer 10, researcher 20, lead 30, admin 100).
+LEVEL_PRIORITY: dict[str, int] = {"viewer": 10, "researcher": 20, "lead": 30, "admin": 100}
+ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
+
 # Error types raised by activities and read by the workflow.
 ERR_TRAINING_FAILED = "TrainingProcessFailed"  # the process exited non-zero: job fails, no retry
 ERR_AGENT_UNAVAILABLE = "AgentUnavailable"  # agent refused or handed back the task: retry elsewhere
 ERR_INVALID_SUBMISSION = "InvalidSubmission"  # evaluation rejected the job
+ERR_APPROVAL_NOT_PENDING = "ApprovalNotPending"  # the request was already decided, expired or cancelled
+ERR_APPROVAL_FORBIDDEN = "ApprovalForbidden"  # the caller may not decide this request
+APPROVAL_DECISION_UPDATE = "decide_approval"
 
 
 def pool_task_queue(labels: dict[str, str], gpu_count: int, local: bool) -> str:
@@ -60,9 +67,18 @@ SA_CONFIG_NAME = SearchAttributeKey.for_keyword("ConfigName")
 SA_JOB_TARGET = SearchAttributeKey.for_keyword("JobTarget")
 SA_AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 SA_JOB_ATTEMPT = SearchAttributeKey.for_int("JobAttempt")
+SA_APPROVAL_STATE = SearchAttributeKey.for_keyword("ApprovalState")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
-    SA_JOB_STATUS, SA_JOB_OWNER, SA_CONFIG_NAME, SA_JOB_TARGET, SA_AGENT_NAME, SA_JOB_ATTEMPT,
+    SA_JOB_STATUS, SA_JOB_OWNER, SA_CONFIG_NAME, SA_JOB_TARGET, SA_AGENT_NAME, SA_JOB_ATTEMPT, SA_APPROVAL_STATE,
 )
+
+
+def approver_eligible(required_level: str, level_priority: int, may_approve: bool, approve_granted: bool) -> bool:
+    """Deciding needs ``admin.approve``; the approver's level must reach the rule's required level,
+    unless ``admin.approve`` was granted to them personally (a per-user override)."""
+    if not may_approve:
+        return False
+    return approve_granted or level_priority >= LEVEL_PRIORITY.get(required_level, LEVEL_PRIORITY["admin"])
 
 
 # ---- payloads ---------------------------------------------------------------------------
@@ -95,10 +111,67 @@ class JobSubmission(BaseModel):
     placement_recheck_seconds: float = 15.0
 
 
+class ApprovalRequirement(BaseModel):
+    """The approval rule that matched a submission."""
+    rule_id: str | None
+    rule_name: str
+    reason: str
+    required_level: str
+    cost_estimate_usd: float | None = None
+    timeout_seconds: float = 24 * 3600.0
+
+
 class EvaluatedJob(BaseModel):
     """Result of evaluating a submission: the frozen config the job will run."""
     config: TrainingConfigSpec
     gpu_count: int
+    cost_estimate_usd: float | None = None
+    approval: ApprovalRequirement | None = None
+
+
+class OpenApproval(BaseModel):
+    """Activity input: create the job's approval request (idempotent per job)."""
+    job_id: str
+    owner_id: str
+    owner_name: str
+    config_name: str
+    requirement: ApprovalRequirement
+
+
+class ApprovalOpened(BaseModel):
+    request_id: str
+    expires_at: datetime
+
+
+class ApprovalDecision(BaseModel):
+    """Update input: a decision from REST or from an e-mail reply, with who made it."""
+    decision: Literal["approve", "reject", "cancel"]
+    actor_id: str
+    actor_name: str
+    level_priority: int = 0
+    may_approve: bool = False  # holds admin.approve
+    approve_granted: bool = False  # admin.approve granted to this user personally
+    may_cancel_any: bool = False  # holds job.cancel.all (cancel someone else's request)
+    channel: Literal["rest", "email"] = "rest"
+    comment: str | None = Field(None, max_length=2000)
+    message_id: str | None = None
+
+
+class ApprovalOutcome(BaseModel):
+    """Update result and activity input: the closed state of an approval request."""
+    request_id: str
+    job_id: str
+    status: ApprovalStatus
+    actor_id: str | None = None
+    actor_name: str | None = None
+    channel: str | None = None
+    comment: str | None = None
+
+
+class ApprovalNotice(BaseModel):
+    """Activity input: whom to tell what about an approval request, by e-mail."""
+    request_id: str
+    kind: Literal["required", "expired", "rejected", "approved", "cancelled"]
 
 
 class PlacementRequest(BaseModel):

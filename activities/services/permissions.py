@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-LEVEL_PRIORITY: dict[str, int] = {"viewer": 10, "researcher": 20, "lead": 30, "admin": 100}
+from workflows.contracts import LEVEL_PRIORITY
+
 LEVEL_DESCRIPTIONS: dict[str, str] = {
     "viewer": "Read-only access to job history and logs.",
     "researcher": "Standard access: submits jobs and manages their own API keys.",
