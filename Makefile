@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test-servers:         ## real servers the tests start: slapd (Debian package), node's oidc-provider (npm)
+test-servers:         ## real servers the tests start: slapd and dovecot (Debian packages), node's oidc-provider (npm)
 	bash tests/servers/install.sh
 	bash tests/servers/install_node.sh
 

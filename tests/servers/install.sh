@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test servers in tests/servers need (OpenLDAP slapd,
-# ldap-utils, openssl) if any is missing. Idempotent and quick when everything is present.
+# ldap-utils, openssl, Dovecot IMAP with dovecot-lda and doveadm) if any is missing. Idempotent and
+# quick when everything is present.
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,8 @@ test -x /usr/sbin/slapd || missing+=(slapd)
 test -x /usr/sbin/slapadd || missing+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+test -x /usr/sbin/dovecot || missing+=(dovecot-imapd)
+test -x /usr/lib/dovecot/dovecot-lda || missing+=(dovecot-imapd)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
