@@ -1,0 +1,55 @@
+"""Approval rules: /api/approvals/conditions (any signed-in user), reading rules (admin.approve,
+so leads see what they approve against), changing them (admin.config)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from activities.services import approval_rules
+from activities.services.approval_rules import RuleCreate, RulePatch
+from activities.services.principals import Principal
+from api.deps import PrincipalDep, SessionDep, client_ip, require
+
+router = APIRouter(prefix="/api/approvals", tags=["approval rules"])
+
+ApproveDep = Annotated[Principal, Depends(require("admin.approve"))]
+ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
+
+
+@router.get("/conditions")
+def list_conditions(_: PrincipalDep) -> dict:
+    return {"conditions": approval_rules.conditions()}
+
+
+@router.get("/rules")
+def list_rules(session: SessionDep, _: ApproveDep, enabled: bool | None = None) -> dict:
+    return {"rules": [approval_rules.to_dict(r) for r in approval_rules.list_rules(session, enabled)]}
+
+
+@router.get("/rules/{rule_id}")
+def get_rule(rule_id: str, session: SessionDep, _: ApproveDep) -> dict:
+    return approval_rules.to_dict(approval_rules.get(session, rule_id))
+
+
+@router.post("/rules", status_code=201)
+def create_rule(body: RuleCreate, session: SessionDep, principal: ConfigAdminDep, request: Request) -> dict:
+    rule = approval_rules.create(session, body, principal, client_ip(request))
+    session.commit()
+    return approval_rules.to_dict(rule)
+
+
+@router.patch("/rules/{rule_id}")
+def patch_rule(rule_id: str, body: RulePatch, session: SessionDep, principal: ConfigAdminDep,
+               request: Request) -> dict:
+    rule = approval_rules.patch(session, rule_id, body, principal, client_ip(request))
+    session.commit()
+    return approval_rules.to_dict(rule)
+
+
+@router.delete("/rules/{rule_id}")
+def delete_rule(rule_id: str, session: SessionDep, principal: ConfigAdminDep, request: Request) -> dict:
+    approval_rules.delete(session, rule_id, principal, client_ip(request))
+    session.commit()
+    return {"deleted": rule_id}
