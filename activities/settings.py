@@ -59,6 +59,35 @@ class AuthSettings(BaseModel):
         return paths
 
 
+class EmailSettings(BaseModel):
+    """``notifications.email`` block: the e-mail channel (SMTP out, IMAP in for approval replies)."""
+    model_config = ConfigDict(extra="forbid")
+    smtp_host: str = Field(min_length=1)
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_use_tls: bool = False
+    smtp_use_ssl: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    from_address: str = Field(min_length=3)
+    imap_host: str | None = None
+    imap_port: int = Field(143, ge=1, le=65535)
+    imap_use_ssl: bool = False
+    imap_username: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+
+
+class NotificationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailSettings | None = None
+
+
+class CostSettings(BaseModel):
+    """``cost:`` block: USD per GPU-hour by hardware_type glob, before the built-in table."""
+    model_config = ConfigDict(extra="forbid")
+    hourly_rates_usd: dict[str, float] = Field(default_factory=dict)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: Path = Path(".data")
@@ -76,6 +105,12 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     log_format: str = "text"
     log_file: str | None = None
+    approval_timeout_hours: float = Field(24.0, gt=0)
+    approval_token_hours: float = Field(24.0, gt=0)
+    public_url: str | None = None  # how people reach the API (links in e-mails)
+    mail_ca_file: str | None = None  # extra CA trusted for SMTP/IMAP TLS (private mail servers)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     # Blocks owned by later features; accepted here so a file written for them still loads.
@@ -119,6 +154,10 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_LOG_LEVEL": "log_level",
     "SIMPLETUNER_LOG_FORMAT": "log_format",
     "SIMPLETUNER_LOG_FILE": "log_file",
+    "SIMPLETUNER_APPROVAL_TIMEOUT_HOURS": "approval_timeout_hours",
+    "SIMPLETUNER_APPROVAL_TOKEN_HOURS": "approval_token_hours",
+    "SIMPLETUNER_PUBLIC_URL": "public_url",
+    "SIMPLETUNER_MAIL_CA_FILE": "mail_ca_file",
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

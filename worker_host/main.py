@@ -8,13 +8,19 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.approvals import ApprovalActivities
 from activities.control import ControlActivities
+from activities.mailbox import MailboxActivities
+from activities.services import channels, credential_crypto
 from activities.runtime import configure_logging, load_config_dir, open_database
 from activities.settings import Settings, load_settings
 from activities.temporal_client import connect_with_retry, ensure_search_attributes
-from workflows.contracts import CONTROL_TASK_QUEUE
+from workflows.contracts import CONTROL_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
+from workflows.mailbox_watcher import MailboxWatcherWorkflow
 from workflows.training_job import TrainingJobWorkflow
 
 log = logging.getLogger("simpletuner.worker_host")
@@ -27,16 +33,36 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if client is None:
         return
     await ensure_search_attributes(client)
-    control = ControlActivities(db.session, settings.heartbeat_timeout_seconds)
+    cipher = credential_crypto.load_cipher(settings.data_dir)
+    with db.session() as session:
+        channels.sync_config_channel(session, settings.notifications.email, cipher)
+        session.commit()
+    control = ControlActivities(db.session, settings.heartbeat_timeout_seconds, settings.approval_timeout_hours,
+                                settings.cost.hourly_rates_usd)
+    approval = ApprovalActivities(db.session, cipher, settings)
+    mailbox = MailboxActivities(db.session, cipher, settings, client)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
-        worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow],
-                        activities=[control.evaluate_submission, control.resolve_placement, control.record_transition],
-                        activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10))
+        worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow],
+                        activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
+                                    approval.open_approval, approval.close_approval, approval.send_approval_notice,
+                                    mailbox.mailbox_config, mailbox.watch_mailbox],
+                        activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
+                        max_heartbeat_throttle_interval=timedelta(seconds=5))
         log.info("worker host polling %s on %s (namespace %s)", CONTROL_TASK_QUEUE, settings.temporal.address,
                  settings.temporal.namespace)
         async with worker:
+            await start_mailbox_watcher(client)
             await stop.wait()
         log.info("worker host stopped")
+
+
+async def start_mailbox_watcher(client: Client) -> None:
+    """One watcher per namespace (signal-with-start). The signal makes a running watcher start its IMAP
+    activity afresh, here, instead of waiting for the heartbeat timeout of one lost with a previous
+    worker host."""
+    await client.start_workflow(MailboxWatcherWorkflow.run, id=MAILBOX_WATCHER_ID, task_queue=CONTROL_TASK_QUEUE,
+                                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                start_signal=MAILBOX_CHANGED_SIGNAL, static_summary="reads approval replies (IMAP IDLE)")
 
 
 def main() -> int:

@@ -20,6 +20,9 @@ from temporalio.common import SearchAttributeKey
 CONTROL_TASK_QUEUE = "simpletuner.control"
 RUN_TRAINING_ACTIVITY = "run_training"
 TRAINING_WORKFLOW = "TrainingJobWorkflow"
+MAILBOX_WATCHER_WORKFLOW = "MailboxWatcherWorkflow"
+MAILBOX_WATCHER_ID = "simpletuner-mailbox-watcher"  # one per namespace
+MAILBOX_CHANGED_SIGNAL = "mailbox_config_changed"
 
 JobStatus = Literal["pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -241,3 +244,10 @@ class JobResult(BaseModel):
     agent_name: str | None = None
     error: str | None = None
     outputs: list[OutputFile] = Field(default_factory=list)
+
+
+class MailboxConfig(BaseModel):
+    """Which mailbox the watcher reads; a new fingerprint restarts it."""
+    configured: bool
+    fingerprint: str = ""
+    description: str = ""

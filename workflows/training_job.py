@@ -16,8 +16,11 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
+from workflows.approval_gate import ApprovalEnded, ApprovalGate
+
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        APPROVAL_DECISION_UPDATE, ApprovalDecision, ApprovalOutcome,
         ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, SA_AGENT_NAME, SA_CONFIG_NAME,
         SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, TRAINING_WORKFLOW, AgentStarted,
         EvaluatedJob, JobResult, JobSubmission, Placement, PlacementRequest, TrainingAssignment,
@@ -54,6 +57,7 @@ class TrainingJobWorkflow:
         self.queue_reason: str | None = None
         self.error: str | None = None
         self.seq = 0
+        self.approval = ApprovalGate(sub)
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -66,10 +70,19 @@ class TrainingJobWorkflow:
     def agents_changed_signal(self) -> None:
         self.agents_changed = True
 
+    @workflow.update(name=APPROVAL_DECISION_UPDATE)
+    async def decide_approval(self, decision: ApprovalDecision) -> ApprovalOutcome:
+        return await self.approval.decide(decision)
+
+    @decide_approval.validator
+    def validate_approval(self, decision: ApprovalDecision) -> None:
+        self.approval.validate(decision)
+
     @workflow.query
     def state(self) -> dict:
         return {"status": self.status, "attempt": self.attempt, "queue_reason": self.queue_reason,
-                "agent_name": self.agent.agent_name if self.agent else None, "error": self.error}
+                "agent_name": self.agent.agent_name if self.agent else None, "error": self.error,
+                "approval_state": self.approval.state}
 
     # ---- main -------------------------------------------------------------------------------
 
@@ -78,13 +91,18 @@ class TrainingJobWorkflow:
         outcome: TrainingOutcome | None = None
         try:
             evaluated = await self._evaluate()
+            if evaluated.approval is not None:
+                await self._await_approval(evaluated)
             outcome = await self._dispatch_until_done(evaluated)
             await self._transition("completed", outputs=outcome.outputs)
         except JobEnded as ended:
             await self._transition(ended.status, error=ended.error)
         except asyncio.CancelledError:
+            await self.approval.cancel_if_pending()
             await self._transition("cancelled", error="cancelled by request")
+            await self.approval.drain_notices()
             raise
+        await self.approval.drain_notices()
         return JobResult(job_id=sub.job_id, status=self.status, attempt=self.attempt,
                          agent_name=self.agent.agent_name if self.agent else None, error=self.error,
                          outputs=outcome.outputs if outcome else [])
@@ -96,6 +114,16 @@ class TrainingJobWorkflow:
                 start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
         except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             raise JobEnded("failed", _message(err)) from err
+
+    async def _await_approval(self, evaluated: EvaluatedJob) -> None:
+        assert evaluated.approval is not None
+
+        async def enter_pending(reason: str) -> None:
+            await self._transition("pending_approval", queue_reason=reason)
+        try:
+            await self.approval.run(evaluated.approval, enter_pending)
+        except ApprovalEnded as ended:
+            raise JobEnded("cancelled", str(ended)) from None
 
     async def _dispatch_until_done(self, evaluated: EvaluatedJob) -> TrainingOutcome:
         """Each dispatch an agent claimed gets a new attempt number (its logs stay apart); only
@@ -207,6 +235,8 @@ class TrainingJobWorkflow:
             lines.append(f"selector {self.sub.worker_labels}")
         if self.agent:
             lines.append(f"agent `{self.agent.agent_name}`")
+        if self.approval.details():
+            lines.append(self.approval.details() or "")
         if self.queue_reason:
             lines.append(f"waiting: {self.queue_reason}")
         if self.error:

@@ -14,3 +14,8 @@ def hash_token(token: str) -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def reply_token() -> str:
+    """32 URL-safe characters: short enough to sit in an e-mail subject as ``[ref:<token>]``."""
+    return secrets.token_urlsafe(24)

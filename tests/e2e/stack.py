@@ -578,9 +578,9 @@ class Stack:
         return processes_under(self.agents_dir, must_contain=job_id)
 
     def workflow_count(self) -> int:
-        """How many workflows (any status) Temporal's visibility knows in this stack's namespace."""
+        """How many job workflows (any status) Temporal's visibility knows in this stack's namespace."""
         async def go(client: Any) -> int:
-            return (await client.count_workflows()).count
+            return (await client.count_workflows("WorkflowType = 'TrainingJobWorkflow'")).count
 
         return self.temporal.call(go, namespace=self.namespace)
 

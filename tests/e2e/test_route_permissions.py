@@ -90,6 +90,27 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/api/workers/job/{job_id}/status"): "worker",
     ("PUT", "/api/workers/job/{job_id}/outputs/{name}"): "worker",
     ("POST", "/api/workers/disconnect"): "worker",
+    ("GET", "/api/approvals/conditions"): "any",
+    ("GET", "/api/approvals/rules"): "admin.approve",
+    ("POST", "/api/approvals/rules"): "admin.config",
+    ("GET", "/api/approvals/rules/{rule_id}"): "admin.approve",
+    ("PATCH", "/api/approvals/rules/{rule_id}"): "admin.config",
+    ("DELETE", "/api/approvals/rules/{rule_id}"): "admin.config",
+    ("GET", "/api/approvals/requests"): "any",
+    ("GET", "/api/approvals/requests/pending/count"): "any",
+    ("GET", "/api/approvals/requests/job/{job_id}"): "any",
+    ("GET", "/api/approvals/requests/{request_id}"): "any",
+    ("POST", "/api/approvals/requests/{request_id}/approve"): "admin.approve",
+    ("POST", "/api/approvals/requests/{request_id}/reject"): "admin.approve",
+    ("POST", "/api/approvals/requests/{request_id}/cancel"): "job.cancel.own",
+    ("POST", "/api/approvals/requests/bulk-approve"): "admin.approve",
+    ("POST", "/api/approvals/requests/bulk-reject"): "admin.approve",
+    ("GET", "/api/cloud/notifications/channels"): "admin.config",
+    ("POST", "/api/cloud/notifications/channels"): "admin.config",
+    ("GET", "/api/cloud/notifications/channels/{channel_id}"): "admin.config",
+    ("PATCH", "/api/cloud/notifications/channels/{channel_id}"): "admin.config",
+    ("DELETE", "/api/cloud/notifications/channels/{channel_id}"): "admin.config",
+    ("POST", "/api/cloud/notifications/channels/{channel_id}/test"): "admin.config",
 }
 CALLERS = ("anonymous", "viewer", "researcher", "lead", "admin", "worker", "revoked")
 _ids = itertools.count()
@@ -154,11 +175,15 @@ def _fill(stack, path: str) -> tuple[str, dict]:
         made = stack.client.post("/api/users", json={"username": f"target{n}", "password": "Target-Passw0rd-x",
                                                      "level_names": ["researcher", "viewer"]})
         values["user_id"] = stack.expect(made, 201)["id"]
-    if "{rule_id}" in path:
+    if "{rule_id}" in path and path.startswith("/api/approvals/"):
+        made = stack.client.post("/api/approvals/rules", json={"name": f"walk-{n}", "condition": "config_pattern",
+                                                                 "threshold": "no-such-*", "enabled": False})
+        values["rule_id"] = stack.expect(made, 201)["id"]
+    elif "{rule_id}" in path:
         made = stack.client.post("/api/users/resource-rules", json={"level": "viewer", "resource_type": "config",
                                                                      "pattern": f"p{n}-*", "action": "deny"})
         values["rule_id"] = stack.expect(made, 201)["id"]
-    values.update(key_id="k_unknown", level_name="viewer", permission_name="job.submit", provider="replicate",
+    values.update(request_id="apr_unknown", channel_id="ch_unknown", key_id="k_unknown", level_name="viewer", permission_name="job.submit", provider="replicate",
                   credential_name="api_token")
     body = {"POST /api/queue/submit": {"config_name": "walk-cfg", "target": "local"},
             "PUT /api/configs/{name}": {"command": ["true"]},
@@ -172,7 +197,16 @@ def _fill(stack, path: str) -> tuple[str, dict]:
             "POST /api/users/resource-rules": {"level": "lead", "resource_type": "hardware", "pattern": "x*",
                                                "action": "allow"},
             "PUT /api/users/resource-rules/{rule_id}": {"level": "lead", "resource_type": "hardware", "pattern": "y*",
-                                                        "action": "deny"}}
+                                                        "action": "deny"},
+            "POST /api/approvals/rules": {"name": f"new-rule-{n}", "condition": "config_pattern", "threshold": "x*",
+                                          "enabled": False},
+            "PATCH /api/approvals/rules/{rule_id}": {"enabled": False},
+            "POST /api/approvals/requests/bulk-approve": {"request_ids": ["apr_unknown"]},
+            "POST /api/approvals/requests/bulk-reject": {"request_ids": ["apr_unknown"]},
+            "POST /api/cloud/notifications/channels": {"channel_type": "email", "name": f"walk-{n}",
+                                                       "smtp_host": "127.0.0.1", "smtp_port": 1,
+                                                       "from_address": "walk@corp.test", "enabled": False},
+            "PATCH /api/cloud/notifications/channels/{channel_id}": {"enabled": False}}
     return path.format(**values), body
 
 

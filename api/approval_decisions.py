@@ -1,0 +1,97 @@
+"""Deciding an approval request from REST: a Workflow Update on the job's workflow.
+
+The workflow's validator is the authority (state, self-approval, approver level); its refusals come
+back as typed errors and become 409/403 here. A request whose workflow has ended answers 409 with
+the state recorded in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.db.models import User
+from activities.errors import Conflict, DomainError, Forbidden, NotFound
+from activities.runtime import Database
+from activities.services import approvals
+from activities.services.audit import audit
+from activities.services.principals import Principal
+from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalOutcome
+
+BULK_PARALLELISM = 8
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000)  # accepted as a synonym of comment on reject
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_ids: list[str] = Field(min_length=1, max_length=200)
+    comment: str | None = Field(None, max_length=2000)
+
+
+async def decide(db: Database, client: Client, principal: Principal, request_id: str,
+                 decision: Literal["approve", "reject", "cancel"], comment: str | None,
+                 ip: str | None) -> dict:
+    with db.session() as session:
+        req = approvals.get(session, request_id)
+        if not approvals.visible(principal, req):
+            raise NotFound(f"approval request {request_id!r} not found")
+        user = session.get(User, principal.user_id)
+        if user is None:
+            raise Forbidden("only user accounts can decide approval requests")
+        update = approvals.decision_from(session, user, decision, "rest", comment)
+        if req.status != "pending":
+            raise Conflict(f"approval request {req.id} is already {req.status}")
+        job_id = req.job_id
+    try:
+        await client.get_workflow_handle(job_id).execute_update(APPROVAL_DECISION_UPDATE, update,
+                                                                result_type=ApprovalOutcome)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(exc)
+        _audit_refusal(db, principal, request_id, decision, message, ip)
+        if isinstance(cause, ApplicationError) and cause.type == ERR_APPROVAL_FORBIDDEN:
+            raise Forbidden(message) from None
+        raise Conflict(message) from None
+    except RPCError as exc:
+        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise
+        with db.session() as session:
+            state = approvals.get(session, request_id).status
+        raise Conflict(f"approval request {request_id} is already {state} (the job has ended)") from None
+    with db.session() as session:
+        return approvals.to_dict(approvals.get(session, request_id))
+
+
+def _audit_refusal(db: Database, principal: Principal, request_id: str, decision: str, why: str,
+                   ip: str | None) -> None:
+    with db.session() as session:
+        audit(session, principal.username, "approval.decision_refused", "approval_request", request_id,
+              {"decision": decision, "reason": why, "channel": "rest"}, ip=ip)
+        session.commit()
+
+
+async def decide_many(db: Database, client: Client, principal: Principal, body: BulkBody,
+                      decision: Literal["approve", "reject"], ip: str | None) -> dict:
+    gate = asyncio.Semaphore(BULK_PARALLELISM)
+
+    async def one(request_id: str) -> dict:
+        async with gate:
+            try:
+                req = await decide(db, client, principal, request_id, decision, body.comment, ip)
+                return {"request_id": request_id, "ok": True, "status": req["status"]}
+            except DomainError as exc:
+                return {"request_id": request_id, "ok": False, "status_code": exc.status_code, "detail": exc.detail}
+
+    results = await asyncio.gather(*(one(rid) for rid in dict.fromkeys(body.request_ids)))
+    done = sum(1 for r in results if r["ok"])
+    return {"results": results, "succeeded": done, "failed": len(results) - done}

@@ -1,0 +1,77 @@
+"""Approval requests: list and read them; approve, reject or cancel through the job's workflow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from activities.errors import NotFound
+from activities.services import approvals
+from activities.services.principals import Principal
+from api.approval_decisions import BulkBody, DecisionBody, decide, decide_many
+from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
+
+router = APIRouter(prefix="/api/approvals/requests", tags=["approvals"])
+ApproverDep = Annotated[Principal, Depends(require("admin.approve"))]
+RequestStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
+
+
+@router.get("")
+def list_requests(session: SessionDep, principal: PrincipalDep, status: RequestStatus | None = None,
+                  job_id: str | None = None, user: str | None = None, limit: int = Query(100, ge=1, le=500),
+                  offset: int = Query(0, ge=0)) -> dict:
+    rows, total = approvals.list_requests(session, principal, status, job_id, user, limit, offset)
+    return {"requests": [approvals.to_dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/pending/count")
+def pending_count(session: SessionDep, principal: PrincipalDep) -> dict:
+    return {"count": approvals.pending_count(session, principal)}
+
+
+@router.get("/job/{job_id}")
+def request_for_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
+    req = approvals.for_job(session, job_id)
+    if not approvals.visible(principal, req):
+        raise NotFound(f"job {job_id!r} has no approval request")
+    return approvals.to_dict(req)
+
+
+@router.post("/bulk-approve")
+async def bulk_approve(body: BulkBody, state: StateDep, principal: ApproverDep, request: Request) -> dict:
+    return await decide_many(state.db, state.temporal, principal, body, "approve", client_ip(request))
+
+
+@router.post("/bulk-reject")
+async def bulk_reject(body: BulkBody, state: StateDep, principal: ApproverDep, request: Request) -> dict:
+    return await decide_many(state.db, state.temporal, principal, body, "reject", client_ip(request))
+
+
+@router.get("/{request_id}")
+def get_request(request_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
+    req = approvals.get(session, request_id)
+    if not approvals.visible(principal, req):
+        raise NotFound(f"approval request {request_id!r} not found")
+    return approvals.to_dict(req)
+
+
+@router.post("/{request_id}/approve")
+async def approve(request_id: str, state: StateDep, principal: ApproverDep, request: Request,
+                  body: DecisionBody | None = None) -> dict:
+    comment = body.comment if body else None
+    return await decide(state.db, state.temporal, principal, request_id, "approve", comment, client_ip(request))
+
+
+@router.post("/{request_id}/reject")
+async def reject(request_id: str, state: StateDep, principal: ApproverDep, request: Request,
+                 body: DecisionBody | None = None) -> dict:
+    comment = (body.comment or body.reason) if body else None
+    return await decide(state.db, state.temporal, principal, request_id, "reject", comment, client_ip(request))
+
+
+@router.post("/{request_id}/cancel")
+async def cancel(request_id: str, state: StateDep, principal: Annotated[Principal, Depends(require("job.cancel.own"))],
+                 request: Request, body: DecisionBody | None = None) -> dict:
+    comment = body.comment if body else None
+    return await decide(state.db, state.temporal, principal, request_id, "cancel", comment, client_ip(request))

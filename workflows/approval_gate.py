@@ -1,0 +1,150 @@
+"""The approval wait of a training job, run inside TrainingJobWorkflow.
+
+open the request -> mail the approvers (a retried activity, not awaited) -> wait for a decision
+with a durable timer. Decisions arrive as the ``decide_approval`` Workflow Update (REST, and the
+mailbox watcher for e-mail replies); the validator refuses, before anything is written to history,
+a decided/expired request, self-approval and an approver whose level is too low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, SA_APPROVAL_STATE, ApprovalDecision, ApprovalNotice,
+        ApprovalOpened, ApprovalOutcome, ApprovalRequirement, JobSubmission, OpenApproval, approver_eligible,
+    )
+
+CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(minutes=5), maximum_attempts=10)
+STATUS_FOR_DECISION = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}
+
+
+class ApprovalEnded(Exception):
+    """The request was rejected, cancelled or expired: the job ends cancelled with this reason."""
+
+
+class ApprovalGate:
+    def __init__(self, sub: JobSubmission) -> None:
+        self.sub = sub
+        self.requirement: ApprovalRequirement | None = None
+        self.opened: ApprovalOpened | None = None
+        self.state = "none"  # none | pending | approved | rejected | expired | cancelled
+        self.decision: ApprovalDecision | None = None
+        self.outcome: ApprovalOutcome | None = None
+        self.notices: list[workflow.ActivityHandle] = []
+
+    # ---- the update's validator and handler (called by the workflow) -----------------------------
+
+    def validate(self, d: ApprovalDecision) -> None:
+        if self.opened is None:
+            raise ApplicationError("this job has no approval request", type=ERR_APPROVAL_NOT_PENDING)
+        if self.state != "pending" or self.decision is not None:
+            state = self.state if self.state != "pending" else "being decided"
+            raise ApplicationError(f"approval request {self.opened.request_id} is already {state}",
+                                   type=ERR_APPROVAL_NOT_PENDING)
+        if d.decision == "cancel":
+            if d.actor_id != self.sub.owner_id and not d.may_cancel_any:
+                raise ApplicationError("only the submitter or someone who may cancel any job can cancel this request",
+                                       type=ERR_APPROVAL_FORBIDDEN)
+            return
+        if d.actor_id == self.sub.owner_id:
+            raise ApplicationError("nobody approves or rejects their own job", type=ERR_APPROVAL_FORBIDDEN)
+        required = self.requirement.required_level if self.requirement else "admin"
+        if not approver_eligible(required, d.level_priority, d.may_approve, d.approve_granted):
+            raise ApplicationError(f"{d.actor_name} may not decide this request: it needs admin.approve and the "
+                                   f"level {required!r} or higher", type=ERR_APPROVAL_FORBIDDEN)
+
+    async def decide(self, d: ApprovalDecision) -> ApprovalOutcome:
+        self.validate(d)  # two updates accepted in one task: the second one fails here
+        self.decision = d
+        await workflow.wait_condition(lambda: self.outcome is not None)
+        assert self.outcome is not None
+        return self.outcome
+
+    # ---- the wait -----------------------------------------------------------------------------
+
+    async def run(self, requirement: ApprovalRequirement,
+                  enter_pending: Callable[[str], Awaitable[None]]) -> None:
+        """Returns when approved; raises ApprovalEnded when rejected, cancelled or expired."""
+        self.requirement = requirement
+        self.opened = await workflow.execute_local_activity(
+            "open_approval", OpenApproval(job_id=self.sub.job_id, owner_id=self.sub.owner_id,
+                                          owner_name=self.sub.owner_name, config_name=self.sub.config_name,
+                                          requirement=requirement),
+            result_type=ApprovalOpened, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+        self._set_state("pending")
+        await enter_pending(f"waiting for approval by a {requirement.required_level} or higher: {requirement.reason}")
+        self._notify("required")
+        try:
+            await workflow.wait_condition(lambda: self.decision is not None,
+                                          timeout=timedelta(seconds=requirement.timeout_seconds),
+                                          timeout_summary="approval-expiry")
+        except asyncio.TimeoutError:
+            await self.close(ApprovalOutcome(request_id=self.opened.request_id, job_id=self.sub.job_id,
+                                             status="expired", channel="system"))
+            raise ApprovalEnded(f"approval request expired after {_hours(requirement.timeout_seconds)} "
+                                "without a decision") from None
+        d = self.decision
+        assert d is not None
+        status = STATUS_FOR_DECISION[d.decision]
+        await self.close(ApprovalOutcome(request_id=self.opened.request_id, job_id=self.sub.job_id, status=status,
+                                         actor_id=d.actor_id, actor_name=d.actor_name, channel=d.channel,
+                                         comment=d.comment))
+        if status == "rejected":
+            raise ApprovalEnded(f"rejected by {d.actor_name}" + (f": {d.comment}" if d.comment else ""))
+        if status == "cancelled":
+            raise ApprovalEnded(f"approval request cancelled by {d.actor_name}")
+
+    async def close(self, outcome: ApprovalOutcome) -> None:
+        """Write the outcome, release a waiting update, tell the people concerned."""
+        await workflow.execute_local_activity("close_approval", outcome, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
+                                              retry_policy=CONTROL_RETRY)
+        self.outcome = outcome
+        self._set_state(outcome.status)
+        for handle in self.notices:  # approvers still being mailed about a closed request: stop
+            if not handle.done():
+                handle.cancel()
+        self._notify(outcome.status)
+
+    async def cancel_if_pending(self) -> None:
+        """The job was cancelled while waiting: close the request as cancelled."""
+        if self.state == "pending" and self.opened is not None:
+            await self.close(ApprovalOutcome(request_id=self.opened.request_id, job_id=self.sub.job_id,
+                                             status="cancelled", channel="system", comment="job cancelled"))
+
+    async def drain_notices(self) -> None:
+        """Let outstanding e-mails finish (each has its own retry limit) before the workflow ends."""
+        if self.notices:
+            await asyncio.gather(*self.notices, return_exceptions=True)
+
+    def details(self) -> str | None:
+        if self.opened is None:
+            return None
+        return f"approval `{self.opened.request_id}`: **{self.state}**" + (
+            f" (rule {self.requirement.rule_name}, needs {self.requirement.required_level})" if self.requirement else "")
+
+    def _notify(self, kind: str) -> None:
+        assert self.opened is not None
+        self.notices.append(workflow.start_activity(
+            "send_approval_notice", ApprovalNotice(request_id=self.opened.request_id, kind=kind),
+            start_to_close_timeout=timedelta(minutes=2), schedule_to_close_timeout=timedelta(hours=1),
+            retry_policy=NOTICE_RETRY, summary=f"e-mail: approval {kind}"))
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        workflow.upsert_search_attributes([SA_APPROVAL_STATE.value_set(state)])
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600.0
+    return f"{hours:g} h" if hours >= 1 else f"{seconds:g} s"
