@@ -30,8 +30,9 @@ test-unit: install
 test-e2e: install test-servers
 	$(BIN)/python -m pytest -q tests/e2e
 
-bench: install        ## benchmarks (run by hand; they print numbers)
+bench: install test-servers  ## benchmarks (run by hand; they print numbers)
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/approval.py
 
 clean:
 	rm -rf .data

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import logging
+from datetime import timedelta
 from typing import Callable
 
 from sqlmodel import Session
@@ -28,6 +29,7 @@ from activities.settings import Settings
 from workflows.contracts import APPROVAL_DECISION_UPDATE, ApprovalOutcome, MailboxConfig
 
 log = logging.getLogger(__name__)
+UPDATE_TIMEOUT = timedelta(seconds=10)  # well inside the watch's heartbeat timeout
 
 
 class MailboxActivities:
@@ -87,7 +89,8 @@ class MailboxActivities:
         handle = self._client.get_workflow_handle(verdict.job_id)
         try:
             outcome = await handle.execute_update(APPROVAL_DECISION_UPDATE, verdict.decision,
-                                                  id=f"email:{reply.message_id}"[:255], result_type=ApprovalOutcome)
+                                                  id=f"email:{reply.message_id}"[:255], result_type=ApprovalOutcome,
+                                                  rpc_timeout=UPDATE_TIMEOUT)
             status, detail = "applied", f"request {outcome.request_id} {outcome.status}"
         except WorkflowUpdateFailedError as exc:
             status, detail = "refused", getattr(exc.cause, "message", None) or str(exc)
