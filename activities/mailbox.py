@@ -62,10 +62,22 @@ class MailboxActivities:
         watcher = MailboxWatcher(transport.imap, on_message=lambda raw: self._handle(raw, transport),
                                  on_alive=lambda: activity.heartbeat("idle"), alive_every=5.0)
         log.info("watching %s for approval replies", config.description)
+        watch = asyncio.ensure_future(watcher.run())
+        shutdown = asyncio.ensure_future(activity.wait_for_worker_shutdown())
         try:
-            await watcher.run()
-        except MailboxError as exc:
-            raise ApplicationError(f"mailbox {config.description}: {exc}", type="MailboxError") from exc
+            await asyncio.wait({watch, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            shutdown.cancel()
+            if not watch.done():
+                watch.cancel()  # the watcher logs out of IMAP
+                await asyncio.gather(watch, return_exceptions=True)
+        if not watch.cancelled() and watch.exception() is not None:
+            exc = watch.exception()
+            if isinstance(exc, MailboxError):
+                raise ApplicationError(f"mailbox {config.description}: {exc}", type="MailboxError") from exc
+            raise exc
+        # the worker host is stopping: fail this attempt so the watch resumes on a running worker host
+        raise ApplicationError("worker host shutting down", type="WorkerShutdown")
 
     async def _handle(self, raw: bytes, transport: channels.EmailTransport) -> None:
         reply = parse_reply(email.message_from_bytes(raw))

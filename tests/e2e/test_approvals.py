@@ -43,8 +43,8 @@ def mailbox(mail):
     return dovecot, sink
 
 
-def build_stack(stack_factory, dovecot, sink, **env):
-    stack = stack_factory(start=False, extra_env={k: str(v) for k, v in env.items()})
+def build_stack(stack_factory, dovecot, sink, temporal_server=None, **env):
+    stack = stack_factory(start=False, temporal_server=temporal_server, extra_env={k: str(v) for k, v in env.items()})
     stack.enterprise_config.write_text(yaml.safe_dump({
         "cost": {"hourly_rates_usd": {"test-gpu*": 100.0}},
         "notifications": {"email": {
@@ -210,3 +210,20 @@ def test_restarts_during_the_wait(stack_factory, mailbox):
         job = stack.wait_job(job_id, "completed", timeout=90)
         assert job["attempt"] == 1, job
         assert events(stack, job_id).count("job.started") == 1
+
+
+def test_waits_survive_a_temporal_restart(own_temporal, stack_factory, mailbox):
+    dovecot, sink = mailbox
+    stack = build_stack(stack_factory, dovecot, sink, temporal_server=own_temporal)
+    rae, lena = bearer_for(stack, "rae"), bearer_for(stack, "lena")
+    job_rest, req_rest = submit_pending(stack, rae)
+    job_mail, _ = submit_pending(stack, rae)
+    mail = approval_mail(sink, job_mail, "leo@corp.test")
+    own_temporal.stop()
+    own_temporal.restart()
+    stack.wait_for(lambda: lena.post(f"/api/approvals/requests/{req_rest['id']}/approve").status_code == 200, 60,
+                   "the REST approval to go through once Temporal is back")
+    reply(dovecot, mail, "leo@corp.test", "yes")
+    for job_id in (job_rest, job_mail):
+        job = stack.wait_job(job_id, "completed", timeout=120)
+        assert job["attempt"] == 1, job
