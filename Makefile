@@ -33,6 +33,7 @@ test-e2e: install test-servers
 bench: install test-servers  ## benchmarks (run by hand; they print numbers)
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/approval.py
+	$(BIN)/python bench/admission.py
 
 clean:
 	rm -rf .data

@@ -10,12 +10,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.db.models import Job
 from activities.errors import DomainError, NotFound
-from activities.services import approval_rules, configs, jobs, workers
+from activities.services import approval_rules, configs, jobs, orgs, workers
 from activities.services import cost as cost_service
-from activities.services.permissions import effective_permissions
+from activities.services.permissions import LEVEL_PRIORITY, effective_permissions, highest_level
 from activities.services.principals import levels_of, overrides_of
 from workflows.contracts import (
-    ERR_INVALID_SUBMISSION, ApprovalRequirement, EvaluatedJob, JobSubmission, Placement, PlacementRequest, Transition,
+    ERR_INVALID_SUBMISSION, ApprovalRequirement, EvaluatedJob, JobScope, JobSubmission, Placement, PlacementRequest, Transition,
 )
 
 
@@ -43,8 +43,38 @@ class ControlActivities:
                 session.commit()
             gpu_count = sub.gpu_count or config.gpu_count
             cost = cost_service.estimate_usd(config.hardware_type, gpu_count, config.estimated_hours, self._rates)
+            try:
+                scope = self._scope(session, sub)
+            except DomainError as exc:
+                raise ApplicationError(exc.detail, type=ERR_INVALID_SUBMISSION, non_retryable=True) from exc
+            self._record_estimates(session, sub.job_id, scope, config, gpu_count, cost)
+            approval = self._approval_needed(session, sub, config, cost)
+            session.commit()
             return EvaluatedJob(config=configs.to_spec(config), gpu_count=gpu_count, cost_estimate_usd=cost,
-                                approval=self._approval_needed(session, sub, config, cost))
+                                approval=approval, scope=scope)
+
+    def _scope(self, session: Session, sub: JobSubmission) -> JobScope:
+        """Who the job is charged to (team, org) and its queue priority."""
+        levels = levels_of(session, sub.owner_id)
+        level = highest_level(levels)
+        priority = LEVEL_PRIORITY.get(level or "", 0)
+        if sub.priority is not None and "job.priority.high" in effective_permissions(levels, overrides_of(session, sub.owner_id)):
+            priority = sub.priority
+        team, org = orgs.job_scope(session, sub.owner_id, sub.team)
+        return JobScope(user_id=sub.owner_id, username=sub.owner_name, level=level, priority=priority,
+                        team_id=team.id if team else None, team_slug=team.slug if team else None,
+                        org_id=org.id if org else None, org_slug=org.slug if org else None)
+
+    def _record_estimates(self, session: Session, job_id: str, scope: JobScope, config, gpu_count: int,
+                          cost: float | None) -> None:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        job.team_id, job.org_id, job.cost_estimate_usd, job.gpu_count = scope.team_id, scope.org_id, cost, gpu_count
+        job.hourly_rate_usd = cost_service.hourly_rate(config.hardware_type, self._rates)
+        job.gpu_hours_estimate = (round(config.estimated_hours * gpu_count, 4)
+                                  if config.estimated_hours is not None else None)
+        session.add(job)
 
     def _approval_needed(self, session: Session, sub: JobSubmission, config, cost: float | None
                          ) -> ApprovalRequirement | None:

@@ -13,6 +13,11 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class BadRequest(DomainError):
+    """A well-formed request the current state refuses (e.g. a team quota above its org's ceiling)."""
+    status_code = 400
+
+
 class Unauthorized(DomainError):
     status_code = 401
 

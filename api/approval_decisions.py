@@ -21,7 +21,7 @@ from activities.runtime import Database
 from activities.services import approvals
 from activities.services.audit import audit
 from activities.services.principals import Principal
-from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalOutcome
+from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalDecision, ApprovalOutcome
 
 BULK_PARALLELISM = 8
 
@@ -41,35 +41,46 @@ class BulkBody(BaseModel):
 async def decide(db: Database, client: Client, principal: Principal, request_id: str,
                  decision: Literal["approve", "reject", "cancel"], comment: str | None,
                  ip: str | None) -> dict:
-    with db.session() as session:
-        req = approvals.get(session, request_id)
-        if not approvals.visible(principal, req):
-            raise NotFound(f"approval request {request_id!r} not found")
-        user = session.get(User, principal.user_id)
-        if user is None:
-            raise Forbidden("only user accounts can decide approval requests")
-        update = approvals.decision_from(session, user, decision, "rest", comment)
-        if req.status != "pending":
-            raise Conflict(f"approval request {req.id} is already {req.status}")
-        job_id = req.job_id
+    def prepare() -> tuple[str, ApprovalDecision]:
+        with db.session() as session:
+            req = approvals.get(session, request_id)
+            if not approvals.visible(principal, req):
+                raise NotFound(f"approval request {request_id!r} not found")
+            user = session.get(User, principal.user_id)
+            if user is None:
+                raise Forbidden("only user accounts can decide approval requests")
+            update = approvals.decision_from(session, user, decision, "rest", comment)
+            if req.status != "pending":
+                raise Conflict(f"approval request {req.id} is already {req.status}")
+            return req.job_id, update
+
+    job_id, update = await asyncio.to_thread(prepare)  # never wait for SQLite's lock on the event loop
     try:
         await client.get_workflow_handle(job_id).execute_update(APPROVAL_DECISION_UPDATE, update,
                                                                 result_type=ApprovalOutcome)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(exc)
-        _audit_refusal(db, principal, request_id, decision, message, ip)
+        await asyncio.to_thread(_audit_refusal, db, principal, request_id, decision, message, ip)
         if isinstance(cause, ApplicationError) and cause.type == ERR_APPROVAL_FORBIDDEN:
             raise Forbidden(message) from None
         raise Conflict(message) from None
     except RPCError as exc:
         if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise
-        with db.session() as session:
-            state = approvals.get(session, request_id).status
+        state = await asyncio.to_thread(_status, db, request_id)
         raise Conflict(f"approval request {request_id} is already {state} (the job has ended)") from None
+    return await asyncio.to_thread(_read, db, request_id)
+
+
+def _read(db: Database, request_id: str) -> dict:
     with db.session() as session:
         return approvals.to_dict(approvals.get(session, request_id))
+
+
+def _status(db: Database, request_id: str) -> str:
+    with db.session() as session:
+        return approvals.get(session, request_id).status
 
 
 def _audit_refusal(db: Database, principal: Principal, request_id: str, decision: str, why: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -16,6 +17,7 @@ from activities.db.models import Job
 from activities.errors import InvalidInput, NotFound
 from activities.runtime import Database
 from activities.services import configs, jobs, resource_rules
+from api import submission_checks
 from activities.services.principals import Principal
 from activities.settings import Settings
 from workflows.contracts import (
@@ -32,6 +34,7 @@ class SubmitBody(BaseModel):
     gpu_count: int | None = Field(None, ge=1, le=1024)
     priority: int | None = Field(None, ge=0, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+    team: str | None = Field(None, min_length=1, max_length=130)  # team (slug, org/team or id) to charge
 
 
 def request_hash(body: SubmitBody) -> str:
@@ -45,21 +48,31 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
     sub = JobSubmission(job_id=job_id, owner_id=principal.user_id, owner_name=principal.username,
                         config_name=body.config_name, target=body.target, worker_labels=body.worker_labels,
                         gpu_count=body.gpu_count, priority=body.priority, idempotency_key=body.idempotency_key,
+                        team=body.team,
                         request_hash=request_hash(body), max_attempts=settings.job_max_attempts,
                         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
                         placement_recheck_seconds=settings.placement_recheck_seconds)
-    with db.session() as session:
-        try:
-            config = configs.get(session, body.config_name)
-        except NotFound:
-            raise InvalidInput(f"unknown config_name {body.config_name!r}") from None
-        resource_rules.check(session, principal.levels, "config", config.name)
-        resource_rules.check(session, principal.levels, "hardware", config.hardware_type)
-        resource_rules.check(session, principal.levels, "provider", body.target)
-        existing = session.get(Job, job_id)
-        if existing is not None:
-            jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request
-            return jobs.to_dict(existing), False
+    def check() -> tuple[dict | None, list]:
+        with db.session() as session:
+            try:
+                config = configs.get(session, body.config_name)
+            except NotFound:
+                raise InvalidInput(f"unknown config_name {body.config_name!r}") from None
+            resource_rules.check(session, principal.levels, "config", config.name)
+            resource_rules.check(session, principal.levels, "hardware", config.hardware_type)
+            resource_rules.check(session, principal.levels, "provider", body.target)
+            existing = session.get(Job, job_id)
+            if existing is not None:
+                jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request
+                return jobs.to_dict(existing), []
+            # raises Forbidden for a blocking quota or cost limit
+            return None, submission_checks.check(session, principal, body.team, body.target, config, body.gpu_count,
+                                                 settings)
+
+    # the database work runs in a thread: a writer waiting for SQLite's lock must not block the event loop
+    replayed, findings = await asyncio.to_thread(check)
+    if replayed is not None:
+        return replayed, False
     created = True
     try:
         await client.start_workflow(
@@ -71,7 +84,12 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
             static_summary=f"{body.config_name} by {principal.username} ({body.target})")
     except WorkflowAlreadyStartedError:
         created = False  # a concurrent request with the same idempotency key won
-    with db.session() as session:
-        job, inserted = jobs.create_pending(session, sub, ip=ip)
-        session.commit()
-        return jobs.to_dict(job), created
+    def insert() -> dict:
+        with db.session() as session:
+            job, inserted = jobs.create_pending(session, sub, ip=ip)
+            if inserted:
+                submission_checks.record(session, job, findings)
+            session.commit()
+            return jobs.to_dict(job)
+
+    return await asyncio.to_thread(insert), created

@@ -13,7 +13,7 @@ from workflows.contracts import SEARCH_ATTRIBUTES
 DYNAMIC_CONFIG = ("matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1",
                   "matching.enableFairness=true")
 
-_SA_TYPES = {"KEYWORD": "Keyword", "INT": "Int", "TEXT": "Text", "FLOAT": "Double", "BOOL": "Bool",
+_SA_TYPES = {"KEYWORD": "Keyword", "INT": "Int", "TEXT": "Text", "FLOAT": "Double", "DOUBLE": "Double", "BOOL": "Bool",
              "DATETIME": "Datetime", "KEYWORD_LIST": "KeywordList"}
 
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.admission import AdmissionActivities, notify_admitted
 from activities.approvals import ApprovalActivities
 from activities.control import ControlActivities
 from activities.mailbox import MailboxActivities
@@ -41,17 +42,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                 settings.cost.hourly_rates_usd)
     approval = ApprovalActivities(db.session, cipher, settings)
     mailbox = MailboxActivities(db.session, cipher, settings, client)
+    admission = AdmissionActivities(db.session, client)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
         worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow],
                         activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
                                     approval.open_approval, approval.close_approval, approval.send_approval_notice,
-                                    mailbox.mailbox_config, mailbox.watch_mailbox],
+                                    mailbox.mailbox_config, mailbox.watch_mailbox,
+                                    admission.request_admission, admission.release_admission],
                         activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
         log.info("worker host polling %s on %s (namespace %s)", CONTROL_TASK_QUEUE, settings.temporal.address,
                  settings.temporal.namespace)
         async with worker:
             await start_mailbox_watcher(client)
+            await notify_admitted(db.session, client)  # admissions whose signal a crash lost
             await stop.wait()
         log.info("worker host stopped")
 

@@ -23,6 +23,7 @@ TRAINING_WORKFLOW = "TrainingJobWorkflow"
 MAILBOX_WATCHER_WORKFLOW = "MailboxWatcherWorkflow"
 MAILBOX_WATCHER_ID = "simpletuner-mailbox-watcher"  # one per namespace
 MAILBOX_CHANGED_SIGNAL = "mailbox_config_changed"
+ADMISSION_GRANTED_SIGNAL = "admission_granted"
 
 JobStatus = Literal["pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -71,9 +72,25 @@ SA_JOB_TARGET = SearchAttributeKey.for_keyword("JobTarget")
 SA_AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 SA_JOB_ATTEMPT = SearchAttributeKey.for_int("JobAttempt")
 SA_APPROVAL_STATE = SearchAttributeKey.for_keyword("ApprovalState")
+SA_ORG_SLUG = SearchAttributeKey.for_keyword("OrgSlug")
+SA_TEAM_SLUG = SearchAttributeKey.for_keyword("TeamSlug")
+SA_COST_ESTIMATE = SearchAttributeKey.for_float("CostEstimateUsd")
+SA_QUEUE_PRIORITY = SearchAttributeKey.for_int("QueuePriority")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
     SA_JOB_STATUS, SA_JOB_OWNER, SA_CONFIG_NAME, SA_JOB_TARGET, SA_AGENT_NAME, SA_JOB_ATTEMPT, SA_APPROVAL_STATE,
+    SA_ORG_SLUG, SA_TEAM_SLUG, SA_COST_ESTIMATE, SA_QUEUE_PRIORITY,
 )
+
+
+def task_queue_priority(level_priority: int) -> int:
+    """Temporal's priority key (1 = first): admin 1, lead 2, researcher 3, viewer and below 4."""
+    if level_priority >= LEVEL_PRIORITY["admin"]:
+        return 1
+    if level_priority >= LEVEL_PRIORITY["lead"]:
+        return 2
+    if level_priority >= LEVEL_PRIORITY["researcher"]:
+        return 3
+    return 4
 
 
 def approver_eligible(required_level: str, level_priority: int, may_approve: bool, approve_granted: bool) -> bool:
@@ -108,6 +125,7 @@ class JobSubmission(BaseModel):
     gpu_count: int | None = None
     priority: int | None = None
     idempotency_key: str | None = None
+    team: str | None = None  # slug of the team the job is charged to (default: the submitter's first team)
     request_hash: str = ""
     max_attempts: int = 3
     heartbeat_timeout_seconds: float = 120.0
@@ -124,12 +142,36 @@ class ApprovalRequirement(BaseModel):
     timeout_seconds: float = 24 * 3600.0
 
 
+class JobScope(BaseModel):
+    user_id: str
+    username: str
+    level: str | None = None
+    priority: int = 0  # queue priority: the level's (admin 100 ... viewer 10) or the submitter's override
+    team_id: str | None = None
+    team_slug: str | None = None
+    org_id: str | None = None
+    org_slug: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
 class EvaluatedJob(BaseModel):
     """Result of evaluating a submission: the frozen config the job will run."""
     config: TrainingConfigSpec
     gpu_count: int
     cost_estimate_usd: float | None = None
     approval: ApprovalRequirement | None = None
+    scope: JobScope | None = None  # who the job is charged to and its queue priority
+
+
+class AdmissionRequest(BaseModel):
+    job_id: str
+    scope: JobScope
+
+
+class AdmissionTicket(BaseModel):
+    """Result of asking for (or checking) a concurrency slot."""
+    admitted: bool
+    reason: str | None = None
 
 
 class OpenApproval(BaseModel):

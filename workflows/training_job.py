@@ -13,14 +13,16 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 from workflows.approval_gate import ApprovalEnded, ApprovalGate
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
-        APPROVAL_DECISION_UPDATE, ApprovalDecision, ApprovalOutcome,
+        ADMISSION_GRANTED_SIGNAL, APPROVAL_DECISION_UPDATE, SA_COST_ESTIMATE, SA_ORG_SLUG, SA_QUEUE_PRIORITY,
+        SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, ApprovalDecision, ApprovalOutcome, JobScope,
+        task_queue_priority,
         ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, SA_AGENT_NAME, SA_CONFIG_NAME,
         SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, TRAINING_WORKFLOW, AgentStarted,
         EvaluatedJob, JobResult, JobSubmission, Placement, PlacementRequest, TrainingAssignment,
@@ -34,6 +36,7 @@ CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximu
 DISPATCH_SCHEDULE_TO_START = timedelta(minutes=10)  # then placement is re-resolved
 TRAINING_MAX_DURATION = timedelta(days=30)
 MAX_HANDBACKS = 25
+ADMISSION_PATCH = "admission-v1"  # jobs started before admission existed replay without it
 
 
 class JobEnded(Exception):
@@ -58,6 +61,8 @@ class TrainingJobWorkflow:
         self.error: str | None = None
         self.seq = 0
         self.approval = ApprovalGate(sub)
+        self.scope: JobScope | None = None  # set when the job joins the admission queue
+        self.admitted = False
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -65,6 +70,10 @@ class TrainingJobWorkflow:
     def agent_started(self, started: AgentStarted) -> None:
         if started.attempt == self.attempt and self.status not in ("completed", "failed", "cancelled"):
             self.agent = started
+
+    @workflow.signal(name=ADMISSION_GRANTED_SIGNAL)
+    def admission_granted(self) -> None:
+        self.admitted = True
 
     @workflow.signal
     def agents_changed_signal(self) -> None:
@@ -82,7 +91,7 @@ class TrainingJobWorkflow:
     def state(self) -> dict:
         return {"status": self.status, "attempt": self.attempt, "queue_reason": self.queue_reason,
                 "agent_name": self.agent.agent_name if self.agent else None, "error": self.error,
-                "approval_state": self.approval.state}
+                "approval_state": self.approval.state, "admitted": self.admitted}
 
     # ---- main -------------------------------------------------------------------------------
 
@@ -93,12 +102,17 @@ class TrainingJobWorkflow:
             evaluated = await self._evaluate()
             if evaluated.approval is not None:
                 await self._await_approval(evaluated)
+            if workflow.patched(ADMISSION_PATCH):
+                await self._admit(evaluated)
             outcome = await self._dispatch_until_done(evaluated)
+            await self._release()
             await self._transition("completed", outputs=outcome.outputs)
         except JobEnded as ended:
+            await self._release()
             await self._transition(ended.status, error=ended.error)
         except asyncio.CancelledError:
             await self.approval.cancel_if_pending()
+            await self._release()
             await self._transition("cancelled", error="cancelled by request")
             await self.approval.drain_notices()
             raise
@@ -124,6 +138,32 @@ class TrainingJobWorkflow:
             await self.approval.run(evaluated.approval, enter_pending)
         except ApprovalEnded as ended:
             raise JobEnded("cancelled", str(ended)) from None
+
+    async def _admit(self, evaluated: EvaluatedJob) -> None:
+        """Join the admission queue; wait (no timer: admission is event-driven) until granted a slot."""
+        self.scope = evaluated.scope or JobScope(user_id=self.sub.owner_id, username=self.sub.owner_name)
+        attributes = [SA_QUEUE_PRIORITY.value_set(self.scope.priority),
+                      SA_TEAM_SLUG.value_set(self.scope.team_slug or ""), SA_ORG_SLUG.value_set(self.scope.org_slug or "")]
+        if evaluated.cost_estimate_usd is not None:
+            attributes.append(SA_COST_ESTIMATE.value_set(evaluated.cost_estimate_usd))
+        workflow.upsert_search_attributes(attributes)
+        ticket = await workflow.execute_local_activity(
+            "request_admission", AdmissionRequest(job_id=self.sub.job_id, scope=self.scope),
+            result_type=AdmissionTicket, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+        if ticket.admitted or self.admitted:
+            self.admitted = True
+            return
+        await self._transition("queued", queue_reason=f"waiting for a slot: {ticket.reason}")
+        await workflow.wait_condition(lambda: self.admitted)
+
+    async def _release(self) -> None:
+        """Give the slot (or the place in line) back, so the next job is admitted at once."""
+        if self.scope is None:
+            return
+        await workflow.execute_local_activity("release_admission", self.sub.job_id,
+                                              start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
+                                              retry_policy=CONTROL_RETRY)
+        self.scope = None
 
     async def _dispatch_until_done(self, evaluated: EvaluatedJob) -> TrainingOutcome:
         """Each dispatch an agent claimed gets a new attempt number (its logs stay apart); only
@@ -187,6 +227,8 @@ class TrainingJobWorkflow:
             schedule_to_start_timeout=DISPATCH_SCHEDULE_TO_START, start_to_close_timeout=TRAINING_MAX_DURATION,
             heartbeat_timeout=timedelta(seconds=self.sub.heartbeat_timeout_seconds),
             retry_policy=RetryPolicy(maximum_attempts=1),
+            priority=(Priority(priority_key=task_queue_priority(self.scope.priority), fairness_key=self.scope.username)
+                      if self.scope is not None else Priority.default),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"train {self.sub.config_name} (attempt {self.attempt})")
         recorded_for: AgentStarted | None = None

@@ -107,6 +107,14 @@ class Job(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    team_id: str | None = Field(default=None, index=True)
+    org_id: str | None = Field(default=None, index=True)
+    cost_estimate_usd: float | None = None
+    cost_usd: float | None = None  # actual: run time x GPUs x hourly rate, written at completion
+    gpu_hours: float | None = None  # actual, written at completion
+    gpu_hours_estimate: float | None = None
+    hourly_rate_usd: float | None = None  # per GPU-hour, fixed at evaluation
+    warnings: list = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
 
 
 class JobLogLine(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 from sqlalchemy import func
@@ -25,7 +26,9 @@ def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
         "owner": job.owner_name, "user_id": job.owner_id, "idempotency_key": job.idempotency_key,
         "attempt": job.attempt, "max_attempts": job.max_attempts, "agent_id": job.agent_id,
         "agent_name": job.agent_name, "queue_reason": job.queue_reason, "progress": job.progress,
-        "error": job.error,
+        "error": job.error, "team_id": job.team_id, "org_id": job.org_id,
+        "cost_estimate_usd": job.cost_estimate_usd, "cost_usd": job.cost_usd, "gpu_hours": job.gpu_hours,
+        "warnings": job.warnings or [],
         "outputs": [{**o, "url": f"{base_url}/api/cloud/jobs/{job.id}/outputs/{o['name']}"} for o in job.outputs],
         "created_at": job.created_at, "updated_at": job.updated_at, "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -90,6 +93,7 @@ def apply_transition(session: Session, t: Transition) -> Job:
         job.started_at = job.started_at or now
     if t.status in TERMINAL_STATUSES:
         job.finished_at = now
+        _record_actual_use(job)
         if t.status == "completed" and job.progress is not None:
             job.progress = {**job.progress, "percent": 100.0}
     if t.error is not None:
@@ -103,6 +107,17 @@ def apply_transition(session: Session, t: Transition) -> Job:
     audit(session, "system:workflow", "job.status_changed", "job", job.id,
           {"status": t.status, "attempt": t.attempt, "agent": t.agent_name})
     return job
+
+
+def _record_actual_use(job: Job) -> None:
+    """GPU-hours and cost of the time the job actually ran (nothing if it never started)."""
+    if job.started_at is None or job.finished_at is None:
+        return
+    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
+    finished = job.finished_at if job.finished_at.tzinfo else job.finished_at.replace(tzinfo=timezone.utc)
+    job.gpu_hours = round(max(0.0, (finished - started).total_seconds()) / 3600.0 * (job.gpu_count or 1), 6)
+    if job.hourly_rate_usd is not None:
+        job.cost_usd = round(job.gpu_hours * job.hourly_rate_usd, 4)
 
 
 def check_agent_may_report(job: Job, worker: Worker, attempt: int, claiming: bool) -> None:

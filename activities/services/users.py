@@ -16,6 +16,7 @@ from activities.db.models import ApiKey, AuthSession, PermissionOverride, User, 
 from activities.errors import Conflict, InvalidInput, NotFound
 from activities.services import passwords
 from activities.services.audit import audit
+from activities.services import org_members
 from activities.services.permissions import LEVEL_PRIORITY, PERMISSIONS, effective_permissions, highest_level
 from activities.services.principals import Principal, levels_of, overrides_of
 from activities.services.secrets import hash_token, new_id, new_token
@@ -186,6 +187,7 @@ def delete(session: Session, user_id: str, actor: Principal, ip: str | None = No
     for model in (UserLevel, PermissionOverride, ApiKey, AuthSession):
         for row in session.exec(select(model).where(model.user_id == user.id)):
             session.delete(row)
+    org_members.forget_user(session, user.id)
     session.delete(user)
     audit(session, actor.username, "user.deleted", "user", user_id, {"username": user.username}, ip=ip)
 

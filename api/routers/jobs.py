@@ -8,14 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.db.models import Job, JobLogLine
-from activities.errors import Conflict, Forbidden, InvalidInput, NotFound
+from activities.errors import Forbidden, InvalidInput, NotFound
 from activities.services.principals import Principal
 from activities.services import jobs
-from activities.services.audit import audit
 from api import outputs, sse
+from api.job_cancel import cancel_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.submission import SubmitBody, submit
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
@@ -63,23 +62,8 @@ def get_job(job_id: str, session: SessionDep, principal: PrincipalDep, request: 
 
 
 @router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202)
-async def cancel_job(job_id: str, state: StateDep, principal: PrincipalDep, request: Request) -> dict:
-    with state.db.session() as session:
-        job = visible_job(session, principal, job_id)
-        if not principal.may_see(job.owner_id, "job.cancel"):
-            raise Forbidden("you may not cancel this job (needs job.cancel.all, or job.cancel.own on your job)")
-        if job.status in TERMINAL_STATUSES:
-            raise Conflict(f"job {job_id} is already {job.status}")
-    try:
-        await state.temporal.get_workflow_handle(job_id).cancel()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict(f"job {job_id} has already finished") from exc
-        raise
-    with state.db.session() as session:
-        audit(session, principal.username, "job.cancel_requested", "job", job_id, ip=client_ip(request))
-        session.commit()
-    return {"job_id": job_id, "cancel_requested": True}
+async def cancel(job_id: str, state: StateDep, principal: PrincipalDep, request: Request) -> dict:
+    return await cancel_job(state, principal, job_id, client_ip(request))
 
 
 def _log_dict(row: JobLogLine) -> dict:

@@ -73,10 +73,12 @@ def list_channels(session: SessionDep, _: ConfigAdminDep) -> dict:
 
 @router.post("", status_code=201)
 async def create_channel(body: ChannelCreate, state: StateDep, principal: ConfigAdminDep, request: Request) -> dict:
-    with state.db.session() as session:
-        ch = channels.create(session, body, credential_crypto.current(), principal, client_ip(request))
-        session.commit()
-        result = channels.to_dict(ch)
+    def create() -> dict:
+        with state.db.session() as session:
+            ch = channels.create(session, body, credential_crypto.current(), principal, client_ip(request))
+            session.commit()
+            return channels.to_dict(ch)
+    result = await asyncio.to_thread(create)
     await _mailbox_changed(state.temporal)
     return result
 
@@ -89,19 +91,23 @@ def get_channel(channel_id: str, session: SessionDep, _: ConfigAdminDep) -> dict
 @router.patch("/{channel_id}")
 async def patch_channel(channel_id: str, body: ChannelFields, state: StateDep, principal: ConfigAdminDep,
                         request: Request) -> dict:
-    with state.db.session() as session:
-        ch = channels.update(session, channel_id, body, credential_crypto.current(), principal, client_ip(request))
-        session.commit()
-        result = channels.to_dict(ch)
+    def update() -> dict:
+        with state.db.session() as session:
+            ch = channels.update(session, channel_id, body, credential_crypto.current(), principal, client_ip(request))
+            session.commit()
+            return channels.to_dict(ch)
+    result = await asyncio.to_thread(update)
     await _mailbox_changed(state.temporal)
     return result
 
 
 @router.delete("/{channel_id}")
 async def delete_channel(channel_id: str, state: StateDep, principal: ConfigAdminDep, request: Request) -> dict:
-    with state.db.session() as session:
-        channels.delete(session, channel_id, principal, client_ip(request))
-        session.commit()
+    def delete() -> None:
+        with state.db.session() as session:
+            channels.delete(session, channel_id, principal, client_ip(request))
+            session.commit()
+    await asyncio.to_thread(delete)
     await _mailbox_changed(state.temporal)
     return {"deleted": channel_id}
 
@@ -110,17 +116,20 @@ async def delete_channel(channel_id: str, state: StateDep, principal: ConfigAdmi
 async def test_channel(channel_id: str, state: StateDep, principal: ConfigAdminDep,
                        body: TestBody | None = None) -> dict:
     """Send a test message (to ``to``, else to the caller's own address) through this channel."""
-    with state.db.session() as session:
-        ch = channels.get(session, channel_id)
-        me = session.get(User, principal.user_id)
-        to = (body.to if body else None) or (me.email if me else None)
-        if not to:
-            raise InvalidInput("no recipient: pass \"to\" or set an e-mail address on your account")
-        transport = channels.transport_of(ch, credential_crypto.current(), state.settings)
+    def load() -> tuple[str, str, channels.EmailTransport]:
+        with state.db.session() as session:
+            ch = channels.get(session, channel_id)
+            me = session.get(User, principal.user_id)
+            to = (body.to if body else None) or (me.email if me else None)
+            if not to:
+                raise InvalidInput("no recipient: pass \"to\" or set an e-mail address on your account")
+            return ch.name, to, channels.transport_of(ch, credential_crypto.current(), state.settings)
+
+    name, to, transport = await asyncio.to_thread(load)
     message = EmailMessage()
-    message["To"], message["Subject"] = to, f"[SimpleTuner] test of notification channel {ch.name}"
+    message["To"], message["Subject"] = to, f"[SimpleTuner] test of notification channel {name}"
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(f"This is a test message from the notification channel {ch.name!r}.\n")
+    message.set_content(f"This is a test message from the notification channel {name!r}.\n")
     try:
         await send_message(transport.smtp, message)
     except MailDeliveryError as exc:

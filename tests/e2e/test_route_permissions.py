@@ -111,6 +111,44 @@ POLICY: dict[tuple[str, str], str] = {
     ("PATCH", "/api/cloud/notifications/channels/{channel_id}"): "admin.config",
     ("DELETE", "/api/cloud/notifications/channels/{channel_id}"): "admin.config",
     ("POST", "/api/cloud/notifications/channels/{channel_id}/test"): "admin.config",
+    ("GET", "/api/queue"): "any",
+    ("GET", "/api/queue/me"): "any",
+    ("GET", "/api/queue/stats"): "any",
+    ("GET", "/api/queue/concurrency"): "any",
+    ("POST", "/api/queue/concurrency"): "queue.manage",
+    ("GET", "/api/queue/position/{job_id}"): "job.view",
+    ("POST", "/api/queue/{job_id}/priority"): "queue.manage",
+    ("POST", "/api/queue/{job_id}/cancel"): "job.cancel",
+    ("GET", "/api/cloud/providers/{provider}/config"): "admin.config",
+    ("PUT", "/api/cloud/providers/{provider}/config"): "admin.config",
+    ("GET", "/api/cloud/metrics/cost-limit-status"): "job.view.all",
+    ("POST", "/api/quotas/cost-estimate"): "any",
+    ("GET", "/api/orgs"): "org.view",
+    ("POST", "/api/orgs"): "org.create",
+    ("GET", "/api/orgs/{org_id}"): "org.view",
+    ("PATCH", "/api/orgs/{org_id}"): "org.create",
+    ("DELETE", "/api/orgs/{org_id}"): "org.create",
+    ("GET", "/api/orgs/{org_id}/members"): "org.view",
+    ("POST", "/api/orgs/{org_id}/members"): "org.create",
+    ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): "org.create",
+    ("DELETE", "/api/orgs/{org_id}/members/{user_id}"): "org.create",
+    ("GET", "/api/orgs/{org_id}/teams"): "team.view",
+    ("POST", "/api/orgs/{org_id}/teams"): "team.create",
+    ("GET", "/api/orgs/{org_id}/teams/{team_id}"): "team.view",
+    ("PATCH", "/api/orgs/{org_id}/teams/{team_id}"): "team.create",
+    ("DELETE", "/api/orgs/{org_id}/teams/{team_id}"): "team.create",
+    ("GET", "/api/orgs/{org_id}/teams/{team_id}/members"): "team.view",
+    ("POST", "/api/orgs/{org_id}/teams/{team_id}/members"): "team.manage.members",
+    ("PATCH", "/api/orgs/{org_id}/teams/{team_id}/members/{user_id}"): "team.manage.members",
+    ("DELETE", "/api/orgs/{org_id}/teams/{team_id}/members/{user_id}"): "team.manage.members",
+    ("GET", "/api/orgs/{org_id}/quotas"): "org.view",
+    ("POST", "/api/orgs/{org_id}/quotas"): "admin.config",
+    ("GET", "/api/orgs/{org_id}/teams/{team_id}/quotas"): "org.view",
+    ("POST", "/api/orgs/{org_id}/teams/{team_id}/quotas"): "admin.config",
+    ("GET", "/api/quotas"): "admin.config",
+    ("POST", "/api/quotas"): "admin.config",
+    ("GET", "/api/quotas/me"): "any",
+    ("DELETE", "/api/quotas/{quota_id}"): "admin.config",
 }
 CALLERS = ("anonymous", "viewer", "researcher", "lead", "admin", "worker", "revoked")
 _ids = itertools.count()
@@ -175,6 +213,8 @@ def _fill(stack, path: str) -> tuple[str, dict]:
         made = stack.client.post("/api/users", json={"username": f"target{n}", "password": "Target-Passw0rd-x",
                                                      "level_names": ["researcher", "viewer"]})
         values["user_id"] = stack.expect(made, 201)["id"]
+    if "{org_id}" in path or "{quota_id}" in path:
+        _fill_org(stack, n, values)
     if "{rule_id}" in path and path.startswith("/api/approvals/"):
         made = stack.client.post("/api/approvals/rules", json={"name": f"walk-{n}", "condition": "config_pattern",
                                                                  "threshold": "no-such-*", "enabled": False})
@@ -201,13 +241,41 @@ def _fill(stack, path: str) -> tuple[str, dict]:
             "POST /api/approvals/rules": {"name": f"new-rule-{n}", "condition": "config_pattern", "threshold": "x*",
                                           "enabled": False},
             "PATCH /api/approvals/rules/{rule_id}": {"enabled": False},
+            "POST /api/queue/concurrency": {},
+            "POST /api/queue/{job_id}/priority": {"priority": 50},
+            "PUT /api/cloud/providers/{provider}/config": {"cost_limit_enabled": False},
+            "POST /api/quotas/cost-estimate": {"config_name": "walk-cfg"},
             "POST /api/approvals/requests/bulk-approve": {"request_ids": ["apr_unknown"]},
             "POST /api/approvals/requests/bulk-reject": {"request_ids": ["apr_unknown"]},
             "POST /api/cloud/notifications/channels": {"channel_type": "email", "name": f"walk-{n}",
                                                        "smtp_host": "127.0.0.1", "smtp_port": 1,
                                                        "from_address": "walk@corp.test", "enabled": False},
-            "PATCH /api/cloud/notifications/channels/{channel_id}": {"enabled": False}}
+            "PATCH /api/cloud/notifications/channels/{channel_id}": {"enabled": False},
+            "POST /api/orgs": {"name": f"Walk {n}", "slug": f"walk-new-{n}"},
+            "PATCH /api/orgs/{org_id}": {"description": "walked"},
+            "POST /api/orgs/{org_id}/members": {"username": "viewer1"},
+            "PATCH /api/orgs/{org_id}/members/{user_id}": {"role": "admin"},
+            "POST /api/orgs/{org_id}/teams": {"name": f"Team {n}", "slug": f"team-{n}"},
+            "PATCH /api/orgs/{org_id}/teams/{team_id}": {"description": "walked"},
+            "POST /api/orgs/{org_id}/teams/{team_id}/members": {"username": "viewer1"},
+            "PATCH /api/orgs/{org_id}/teams/{team_id}/members/{user_id}": {"role": "lead"},
+            "POST /api/orgs/{org_id}/quotas": {"quota_type": "daily_jobs", "limit": 1000},
+            "POST /api/orgs/{org_id}/teams/{team_id}/quotas": {"quota_type": "daily_jobs", "limit": 100},
+            "POST /api/quotas": {"scope": "level", "level": "admin", "quota_type": "gpu_hours_monthly",
+                                 "limit": 1_000_000, "action": "warn"}}
     return path.format(**values), body
+
+
+def _fill_org(stack, n: int, values: dict[str, str]) -> None:
+    """A fresh organization with a team (holding the ``{user_id}`` user, if any) and an org quota."""
+    org = stack.expect(stack.client.post("/api/orgs", json={"name": f"Walk {n}", "slug": f"walk-{n}"}), 201)["id"]
+    team = stack.expect(stack.client.post(f"/api/orgs/{org}/teams", json={"name": "T", "slug": "t"}), 201)["id"]
+    values.update(org_id=org, team_id=team)
+    if "user_id" in values:
+        stack.expect(stack.client.post(f"/api/orgs/{org}/teams/{team}/members", json={"user_id": values["user_id"]}),
+                     201)
+    made = stack.client.post(f"/api/orgs/{org}/quotas", json={"quota_type": "daily_jobs", "limit": 1000})
+    values["quota_id"] = stack.expect(made, 201)["id"]
 
 
 def expected(rule: str, caller: str) -> str:

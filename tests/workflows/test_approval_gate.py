@@ -67,8 +67,8 @@ async def start(env, fakes: ApprovalFakes) -> tuple[WorkflowHandle, list[Worker]
     sub = JobSubmission(job_id=f"job-{uuid.uuid4().hex[:12]}", owner_id="u-owner", owner_name="olga",
                         config_name="big", placement_recheck_seconds=30)
     control = Worker(env.pyd_client, task_queue=fakes.control_queue, workflows=[TrainingJobWorkflow],
-                     activities=[fakes.evaluate, fakes.place, fakes.record, fakes.open_approval,
-                                 fakes.close_approval, fakes.notice])
+                     activities=[*fakes.control_activities(), fakes.open_approval, fakes.close_approval,
+                                 fakes.notice])
     gpu = Worker(env.pyd_client, task_queue=fakes.queue, activities=[fakes.run_training])
     handle = await env.pyd_client.start_workflow(TrainingJobWorkflow.run, sub, id=sub.job_id,
                                                  task_queue=fakes.control_queue)

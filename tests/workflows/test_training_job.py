@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from workflows.contracts import (
-    ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AgentStarted, EvaluatedJob, JobResult,
+    ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AdmissionRequest, AdmissionTicket, AgentStarted, EvaluatedJob, JobResult,
     JobSubmission, OutputFile, Placement, PlacementRequest, TrainingAssignment, TrainingConfigSpec,
     TrainingOutcome, Transition,
 )
@@ -38,6 +38,8 @@ class Fakes:
         self.placement_calls = 0
         self.queue = f"gpu.{uuid.uuid4().hex[:8]}"
         self.control_queue = f"control-{uuid.uuid4().hex[:8]}"
+        self.admissions: list[str] = []
+        self.releases: list[str] = []
 
     @activity.defn(name="evaluate_submission")
     async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
@@ -60,6 +62,18 @@ class Fakes:
     async def run_training(self, a: TrainingAssignment) -> TrainingOutcome:
         return await self.training(a)
 
+    @activity.defn(name="request_admission")
+    async def request_admission(self, req: AdmissionRequest) -> AdmissionTicket:
+        self.admissions.append(req.job_id)
+        return AdmissionTicket(admitted=True)
+
+    @activity.defn(name="release_admission")
+    async def release_admission(self, job_id: str) -> None:
+        self.releases.append(job_id)
+
+    def control_activities(self) -> list:
+        return [self.evaluate, self.place, self.record, self.request_admission, self.release_admission]
+
     def statuses(self) -> list[str]:
         return [t.status for t in self.transitions]
 
@@ -75,7 +89,7 @@ async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, hear
                         config_name=config, heartbeat_timeout_seconds=heartbeat_timeout,
                         placement_recheck_seconds=30)
     control = Worker(env.pyd_client, task_queue=fakes.control_queue, workflows=[TrainingJobWorkflow],
-                     activities=[fakes.evaluate, fakes.place, fakes.record])
+                     activities=fakes.control_activities())
     gpu = Worker(env.pyd_client, task_queue=fakes.queue, activities=[fakes.run_training],
                  max_heartbeat_throttle_interval=timedelta(milliseconds=200))
     async with control, gpu:

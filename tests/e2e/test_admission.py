@@ -1,0 +1,140 @@
+"""Admission end to end: many concurrent submissions against global, per-user and team limits.
+
+The admission table numbers every enqueue, admit and release with one counter, so the test replays
+the exact history afterwards: no limit was exceeded at any instant, every admission took the best
+eligible job (priority, then fair-share tag, then FIFO), and every slot was given back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.e2e.test_users_and_auth import bearer_for, make_user
+
+pytestmark = pytest.mark.e2e
+
+QUICK = ["/bin/sh", "-c", "exit 0"]
+
+
+def rows(stack) -> list[dict]:
+    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM admission")]
+
+
+def replay(stack, max_total: int, max_user: int, team_limits: dict[str, int]) -> list[str]:
+    """Walk the admission history in order; returns the admission order."""
+    table = rows(stack)
+    events = sorted([(r["enqueued_seq"], "enqueue", r) for r in table] + [(r["admit_seq"], "admit", r) for r in table
+                                                                           if r["admit_seq"]]
+                    + [(r["release_seq"], "release", r) for r in table if r["release_seq"]], key=lambda e: e[0])
+    waiting: dict[str, dict] = {}
+    running: dict[str, dict] = {}
+    order = []
+
+    def key(r: dict) -> tuple:
+        prio = r["priority_override"] if r["priority_override"] is not None else r["priority"]
+        return (-prio, r["fair_tag"], r["enqueued_seq"])
+
+    def eligible(r: dict) -> bool:
+        per_user = sum(1 for x in running.values() if x["user_id"] == r["user_id"])
+        per_team = sum(1 for x in running.values() if r["team_id"] and x["team_id"] == r["team_id"])
+        return per_user < max_user and (not r["team_id"] or per_team < team_limits.get(r["team_id"], 10**9))
+
+    for _, kind, r in events:
+        job = r["job_id"]
+        if kind == "enqueue":
+            waiting[job] = r
+        elif kind == "admit":
+            assert eligible(r) and len(running) < max_total, f"{job} admitted over a limit"
+            better = [w for w in waiting.values() if w is not r and key(w) < key(r) and eligible(w)]
+            assert not better, f"{job} admitted before better eligible {[b['job_id'] for b in better]}"
+            del waiting[job]
+            running[job] = r
+            order.append(job)
+            team_counts = Counter(x["team_id"] for x in running.values() if x["team_id"])
+            assert len(running) <= max_total
+            assert all(n <= team_limits[t] for t, n in team_counts.items() if t in team_limits)
+            assert max(Counter(x["user_id"] for x in running.values()).values()) <= max_user
+        else:
+            running.pop(job, None)
+            waiting.pop(job, None)
+    assert not running and not waiting, "every slot was given back"
+    return order
+
+
+def test_two_hundred_submissions_from_twenty_users(stack):
+    for i in range(5):
+        _, token = stack.create_worker(f"local-{i}", {"host": "local"}, local=True)
+        stack.start_agent(token, name=f"local-{i}")
+    stack.expect(stack.client.put("/api/configs/quick", json={"command": QUICK, "gpu_count": 1}), 200, 201)
+    stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 5, "user_max_concurrent": 2}),
+                 200)
+    org = stack.expect(stack.client.post("/api/orgs", json={"slug": "acme", "name": "Acme"}), 201)
+    team = stack.expect(stack.client.post(f"/api/orgs/{org['id']}/teams", json={"slug": "vision", "name": "Vision"}), 201)
+    stack.expect(stack.client.post(f"/api/orgs/{org['id']}/teams/{team['id']}/quotas",
+                                   json={"quota_type": "concurrent_jobs", "limit": 3, "action": "block"}), 201)
+    users = []
+    for i in range(20):
+        name = f"user{i:02d}"
+        made = make_user(stack, name, "lead" if i < 3 else "researcher")
+        if 3 <= i < 11:
+            stack.expect(stack.client.post(f"/api/orgs/{org['id']}/teams/{team['id']}/members",
+                                           json={"user_id": made["id"], "role": "member"}), 201)
+        users.append(bearer_for(stack, name))
+
+    samples: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            s = stack.client.get("/api/queue/stats").json()
+            samples.append((s["running"], max(s["running_by_user"].values(), default=0)))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    submit = lambda i: users[i % 20].post("/api/queue/submit", json={"config_name": "quick", "target": "local"})
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(submit, range(200)))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers if a.status_code != 201][:3]
+    job_ids = [a.json()["job_id"] for a in answers]
+    stack.wait_for(lambda: stack.jobs(status="completed", limit=500)["total"] == 200, 240, "all 200 jobs to complete")
+    done.set()
+    sampler.join()
+    assert samples and max(r for r, _ in samples) <= 5 and max(u for _, u in samples) <= 2
+    order = replay(stack, 5, 2, {team["id"]: 3})
+    assert sorted(order) == sorted(job_ids)
+    stats = stack.expect(stack.client.get("/api/queue/stats"), 200)
+    assert (stats["running"], stats["waiting"]) == (0, 0)
+
+
+def test_restarts_while_jobs_wait_leak_no_slot(stack):
+    _, token = stack.create_worker("local-0", {"host": "local"}, local=True)
+    stack.start_agent(token, name="local-0")
+    stack.put_config("slowish", steps=10, step_delay_seconds=0.05)
+    stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 1}), 200)
+    make_user(stack, "rae", "researcher")
+    rae = bearer_for(stack, "rae")
+    job_ids = [stack.expect(rae.post("/api/queue/submit", json={"config_name": "slowish", "target": "local"}),
+                            201)["job_id"] for _ in range(6)]
+    stack.wait_for(lambda: stack.client.get("/api/queue/stats").json()["waiting"] >= 3, 30, "jobs to wait")
+    waiting = stack.expect(stack.client.get("/api/queue"), 200)["waiting"]
+    assert waiting[0]["position"] == 1 and "max_concurrent" in waiting[0]["reason"]
+    position = stack.expect(rae.get(f"/api/queue/position/{waiting[-1]['job_id']}"), 200)
+    assert position["position"] == len(waiting) and position["state"] == "waiting"
+    for proc in (stack.worker_host, stack.api):
+        proc.kill()
+        proc.wait_exit(10)
+    stack.start_api()
+    stack.start_worker_host()
+    stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 2}), 200)  # raise: admits at once
+    for job_id in job_ids:
+        stack.wait_job(job_id, "completed", timeout=120)
+    replay(stack, 2, 10**9, {})
+    assert stack.expect(stack.client.get("/api/queue/stats"), 200)["running"] == 0

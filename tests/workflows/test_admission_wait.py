@@ -1,0 +1,76 @@
+"""The admission wait of TrainingJobWorkflow: no slot -> queued with the reason, no timer; the
+``admission_granted`` signal lets it run; the slot is given back however the job ends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.worker import Worker
+
+from tests.helpers import wait_until
+from tests.workflows.test_training_job import Fakes, claim
+from workflows.contracts import (
+    ADMISSION_GRANTED_SIGNAL, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, EvaluatedJob,
+    JobScope, JobSubmission, TrainingAssignment, TrainingConfigSpec, TrainingOutcome,
+)
+from workflows.training_job import TrainingJobWorkflow
+
+
+class QueueFakes(Fakes):
+    def __init__(self) -> None:
+        async def train(a: TrainingAssignment) -> TrainingOutcome:
+            await claim(a)
+            return TrainingOutcome(exit_code=0, agent_id="w_agent-1", agent_name="agent-1")
+        super().__init__(train)
+
+    @activity.defn(name="evaluate_submission")
+    async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
+        return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1,
+                            cost_estimate_usd=12.5, scope=JobScope(user_id="u1", username="alice", level="researcher",
+                                                                   priority=20, team_slug="vision"))
+
+    @activity.defn(name="request_admission")
+    async def request_admission(self, req: AdmissionRequest) -> AdmissionTicket:
+        self.admissions.append(req.job_id)
+        return AdmissionTicket(admitted=False, reason="all 1 slots are taken (max_concurrent)")
+
+
+async def start(env, fakes: QueueFakes):
+    sub = JobSubmission(job_id=f"job-{uuid.uuid4().hex[:12]}", owner_id="u1", owner_name="alice", config_name="c",
+                        placement_recheck_seconds=30)
+    workers = (Worker(env.pyd_client, task_queue=fakes.control_queue, workflows=[TrainingJobWorkflow],
+                      activities=fakes.control_activities()),
+               Worker(env.pyd_client, task_queue=fakes.queue, activities=[fakes.run_training]))
+    handle = await env.pyd_client.start_workflow(TrainingJobWorkflow.run, sub, id=sub.job_id,
+                                                 task_queue=fakes.control_queue)
+    return handle, workers
+
+
+async def test_waits_for_the_signal_then_runs_and_releases(wf_env):
+    fakes = QueueFakes()
+    handle, (control, gpu) = await start(wf_env, fakes)
+    async with control, gpu:
+        await wait_until(lambda: fakes.statuses() == ["queued"], timeout=10, what="queued for a slot")
+        assert fakes.transitions[0].queue_reason == "waiting for a slot: all 1 slots are taken (max_concurrent)"
+        attrs = (await handle.describe()).typed_search_attributes
+        assert attrs.get(SA_QUEUE_PRIORITY) == 20 and attrs.get(SA_TEAM_SLUG) == "vision"
+        assert fakes.placement_calls == 0
+        await handle.signal(ADMISSION_GRANTED_SIGNAL)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert fakes.statuses() == ["queued", "queued", "running", "completed"]
+    assert fakes.releases == [handle.id]
+
+
+async def test_cancel_while_waiting_gives_the_place_back(wf_env):
+    fakes = QueueFakes()
+    handle, (control, gpu) = await start(wf_env, fakes)
+    async with control, gpu:
+        await wait_until(lambda: fakes.statuses() == ["queued"], timeout=10, what="queued for a slot")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert fakes.releases == [handle.id] and fakes.statuses()[-1] == "cancelled"
