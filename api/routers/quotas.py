@@ -27,9 +27,11 @@ ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
 
 def _answer(session, quota, created: bool, response: Response, state: AppState, background: BackgroundTasks) -> dict:
     session.commit()
+    result = quotas.quota_dict(session, quota)
+    session.close()  # end the transaction now: the admission pass below needs the database's write lock
     background.add_task(nudge, state)  # a raised concurrent_jobs quota admits waiting jobs at once
     response.status_code = 201 if created else 200
-    return quotas.quota_dict(session, quota)
+    return result
 
 
 def _listing(session, rows) -> dict:
@@ -87,5 +89,6 @@ def delete_quota(quota_id: str, session: SessionDep, principal: ConfigAdminDep, 
                  background: BackgroundTasks) -> dict:
     quotas.delete_quota(session, quota_id, principal, client_ip(request))
     session.commit()
+    session.close()  # end the transaction now: the admission pass below needs the database's write lock
     background.add_task(nudge, state)
     return {"deleted": quota_id}

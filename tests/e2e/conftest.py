@@ -87,3 +87,15 @@ def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_stack(temporal: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One started stack for a whole module: for many small requests that each change nothing
+    (bad-input tables), so they do not each pay for starting the API and the worker host."""
+    stack = Stack(temporal, tmp_path_factory.mktemp("shared-stack"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop_all()

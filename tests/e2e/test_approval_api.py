@@ -72,7 +72,8 @@ def test_bulk_decisions_and_visibility(gated):
     ("get", "/api/approvals/requests?limit=0", None, 422, "limit"),
     ("get", "/api/approvals/requests/job/job-missing", None, 404, "no approval request"),
 ])
-def test_bad_input(stack, method, path, body, code, needle):
+def test_bad_input(shared_stack, method, path, body, code, needle):
+    stack = shared_stack
     kwargs = {"json": body} if body is not None else {}
     answer = getattr(stack.client, method)(path, **kwargs)
     assert answer.status_code == code and needle in answer.json()["detail"], answer.text

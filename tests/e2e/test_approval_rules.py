@@ -81,7 +81,8 @@ def test_duplicate_name_and_unknown_id(stack):
     ({"name": ""}, "name"),
     ({"priority": "high"}, "priority"),
 ])
-def test_bad_rules_are_refused(stack, change, needle):
+def test_bad_rules_are_refused(shared_stack, change, needle):
+    stack = shared_stack
     answer = stack.client.post("/api/approvals/rules", json={**HIGH_COST, **change})
     assert answer.status_code == 422, answer.text
     detail = answer.json()["detail"]

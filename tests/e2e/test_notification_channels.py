@@ -58,7 +58,8 @@ def test_channel_crud_secrets_and_test_message(stack, sink):
     ({"channel_type": "email", "name": "x", "smtp_host": "h", "from_address": "a@b.c", "colour": "red"}, "colour"),
     ({"channel_type": "email", "name": "", "smtp_host": "h", "from_address": "a@b.c"}, "name"),
 ])
-def test_bad_channels_are_refused(stack, body, needle):
+def test_bad_channels_are_refused(shared_stack, body, needle):
+    stack = shared_stack
     answer = stack.client.post(CHANNELS, json=body)
     assert answer.status_code == 422 and needle in answer.json()["detail"], answer.text
     assert stack.expect(stack.client.get(CHANNELS), 200)["channels"] == []

@@ -116,8 +116,9 @@ def test_orgs_teams_members_and_quotas_walk(stack):
     assert [a for a, t, _, _ in audit_rows(stack, "org.deleted")] == ["admin"]
 
 
-@pytest.fixture
-def acme(stack) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def acme(shared_stack) -> dict[str, str]:
+    stack = shared_stack
     org = stack.expect(stack.client.post("/api/orgs", json={"name": "Acme", "slug": "acme"}), 201)
     other = stack.expect(stack.client.post("/api/orgs", json={"name": "Other", "slug": "other"}), 201)
     team = stack.expect(stack.client.post(f"/api/orgs/{org['id']}/teams", json={"name": "NLP", "slug": "nlp"}), 201)
@@ -163,7 +164,8 @@ DAILY = {"quota_type": "daily_jobs", "limit": 5}
     ("/api/orgs/{org}/teams/{team}/members", {"user_id": "u_ghost"}, 404, "user 'u_ghost' not found"),
     ("/api/orgs/{org}/teams/{team}/members", {}, 422, "exactly one of user_id and username"),
 ])
-def test_bad_input_is_refused_clearly(stack, acme, path, body, status, needle):
+def test_bad_input_is_refused_clearly(shared_stack, acme, path, body, status, needle):
+    stack = shared_stack
     before = stack.expect(stack.client.get("/api/quotas"), 200)["quotas"]
     orgs_before = stack.expect(stack.client.get("/api/orgs"), 200)["orgs"]
     answer = stack.client.post(path.format(**acme), json=body)
@@ -174,7 +176,8 @@ def test_bad_input_is_refused_clearly(stack, acme, path, body, status, needle):
     assert stack.expect(stack.client.get("/api/orgs"), 200)["orgs"] == orgs_before
 
 
-def test_unknown_targets_of_member_and_team_routes(stack, acme):
+def test_unknown_targets_of_member_and_team_routes(shared_stack, acme):
+    stack = shared_stack
     org, team = f"/api/orgs/{acme['org']}", f"/api/orgs/{acme['org']}/teams/{acme['team']}"
     for method, path, body, needle in [
         ("PATCH", f"{org}/members/u_ghost", {"role": "admin"}, "user 'u_ghost' not found"),

@@ -47,7 +47,8 @@ def test_team_isolation_and_hardware_restriction(stack):
     ({"level": "viewer", "resource_type": "config", "pattern": "*", "action": "maybe"}, "action"),
     ({"level": "viewer", "resource_type": "config", "pattern": "", "action": "deny"}, "pattern"),
 ])
-def test_bad_rules_are_refused(stack, body, needle):
+def test_bad_rules_are_refused(shared_stack, body, needle):
+    stack = shared_stack
     answer = stack.client.post("/api/users/resource-rules", json=body)
     assert answer.status_code == 422 and needle in answer.json()["detail"], answer.text
     assert stack.client.get("/api/users/resource-rules").json()["rules"] == []

@@ -43,8 +43,8 @@ def audit_rows(stack, action: str) -> list[tuple]:
     ({"username": "x y", "password": "Good-Passw0rd-1"}, 422, "username"),
     ({"username": "x7", "password": "has-x7-inside-it"}, 422, "must not contain the username"),
 ])
-def test_bad_user_input_writes_nothing(stack, body, status, needle):
-    make_user(stack, "taken", "viewer")
+def test_bad_user_input_writes_nothing(shared_stack, body, status, needle):
+    stack = shared_stack
     before = len(stack.client.get("/api/users").json()["users"])
     answer = stack.client.post("/api/users", json=body)
     assert answer.status_code == status and needle in answer.json()["detail"], answer.text
