@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.worker import Worker
 
 from tests.helpers import wait_until
+from tests.workflows.test_approval_gate import finish
 from tests.workflows.test_training_job import Fakes, claim
 from workflows.contracts import (
     ADMISSION_GRANTED_SIGNAL, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, EvaluatedJob,
@@ -55,11 +57,16 @@ async def test_waits_for_the_signal_then_runs_and_releases(wf_env):
     async with control, gpu:
         await wait_until(lambda: fakes.statuses() == ["queued"], timeout=10, what="queued for a slot")
         assert fakes.transitions[0].queue_reason == "waiting for a slot: all 1 slots are taken (max_concurrent)"
-        attrs = (await handle.describe()).typed_search_attributes
+        attrs = None
+        for _ in range(200):  # the upsert lands when the workflow task completes, just after the transition
+            attrs = (await handle.describe()).typed_search_attributes
+            if attrs.get(SA_QUEUE_PRIORITY) is not None:
+                break
+            await asyncio.sleep(0.02)
         assert attrs.get(SA_QUEUE_PRIORITY) == 20 and attrs.get(SA_TEAM_SLUG) == "vision"
         assert fakes.placement_calls == 0
         await handle.signal(ADMISSION_GRANTED_SIGNAL)
-        result = await handle.result()
+        result = await finish(handle)
     assert result.status == "completed"
     assert fakes.statuses() == ["queued", "queued", "running", "completed"]
     assert fakes.releases == [handle.id]
