@@ -86,8 +86,8 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
         created = False  # a concurrent request with the same idempotency key won
     def insert() -> dict:
         with db.session() as session:
-            job, inserted = jobs.create_pending(session, sub, ip=ip)
-            if inserted:
+            job, _ = jobs.create_pending(session, sub, ip=ip)  # the workflow's evaluation may have inserted it
+            if created:  # this request started the workflow: its findings belong to the job
                 submission_checks.record(session, job, findings)
             session.commit()
             return jobs.to_dict(job)
