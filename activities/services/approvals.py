@@ -107,11 +107,10 @@ def close_request(session: Session, outcome: ApprovalOutcome) -> ApprovalRequest
                {k: v for k, v in details.items() if v is not None})
     audit(session, outcome.actor_name or "system:workflow", EVENT_FOR_OUTCOME[outcome.status], "approval_request",
           row.id, {"job_id": row.job_id, "channel": outcome.channel, "comment": outcome.comment})
-    if outcome.status in ("approved", "rejected", "expired", "cancelled"):
-        for token in session.exec(select(ApprovalToken).where(ApprovalToken.request_id == row.id,
-                                                              col(ApprovalToken.used_at).is_(None))):
-            token.expires_at = min(token.expires_at, row.decided_at)
-            session.add(token)
+    for token in session.exec(select(ApprovalToken).where(ApprovalToken.request_id == row.id,
+                                                          col(ApprovalToken.used_at).is_(None))):
+        token.expires_at = min(token.expires_at, row.decided_at)  # a closed request's tokens end with it
+        session.add(token)
     return row
 
 
