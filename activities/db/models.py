@@ -12,6 +12,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored datetime as timezone-aware UTC (some drivers hand back naive values)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class User(SQLModel, table=True):
     id: str = Field(primary_key=True)
     username: str = Field(unique=True, index=True)

@@ -8,14 +8,14 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from activities.db.models import User, utcnow
+from activities.db.models import User, as_utc, utcnow
 from activities.db.models_credentials import ProviderCredential
 from activities.errors import Conflict, InvalidInput, NotFound, Unavailable
 from activities.services import credential_crypto
@@ -79,10 +79,6 @@ def global_env_name(provider: str, credential_name: str) -> str:
     return f"{GLOBAL_PREFIX}{provider}_{credential_name}".upper().replace("-", "_")
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _fingerprint(value: str) -> str:
     return value[-4:] if len(value) >= FINGERPRINT_MIN_LENGTH else ""
 
@@ -109,7 +105,7 @@ def _require(session: Session, user_id: str, provider: str, credential_name: str
 
 def to_dict(row: ProviderCredential, now: datetime | None = None) -> dict[str, Any]:
     """Everything about a credential except its value."""
-    since = _aware(row.rotated_at or row.created_at)
+    since = as_utc(row.rotated_at or row.created_at)
     age = (now or utcnow()) - since
     return {"id": row.id, "user_id": row.user_id, "provider": row.provider, "credential_name": row.credential_name,
             "fingerprint": row.fingerprint, "created_at": row.created_at, "rotated_at": row.rotated_at,

@@ -10,12 +10,11 @@ with the same reference changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 from sqlmodel import Session, select
 
-from activities.db.models import User, utcnow
+from activities.db.models import User, as_utc, utcnow
 from activities.db.models_approvals import ApprovalToken, InboundEmail
 from activities.mail.reply_parser import ParsedReply
 from activities.services import approvals
@@ -56,7 +55,7 @@ def judge(session: Session, reply: ParsedReply) -> ReplyVerdict:
         return _record(session, reply, req.id, "refused", "this reference was already used", "refuse", answer)
     if req.status != "pending":
         return _record(session, reply, req.id, "refused", f"the request is already {req.status}", "refuse", answer)
-    if _aware(token.expires_at) <= utcnow():
+    if as_utc(token.expires_at) <= utcnow():
         return _record(session, reply, req.id, "refused", "this reference has expired", "refuse", answer)
     approver = session.get(User, token.approver_id)
     if approver is None or not approvals.may_decide(session, approver, req):
@@ -104,7 +103,3 @@ def finish(session: Session, message_id: str, status: str, detail: str) -> None:
         if status == "refused":
             audit(session, row.sender, "approval.email_refused", "approval_request", row.request_id,
                   {"message_id": message_id, "reason": detail, "channel": "email"})
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

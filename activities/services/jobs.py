@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timezone
 from typing import Any
 
 from sqlalchemy import func
@@ -10,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from activities.db.models import Job, JobEvent, JobLogLine, Worker, utcnow
+from activities.db.models import Job, JobEvent, JobLogLine, Worker, as_utc, utcnow
 from activities.errors import Conflict, NotFound
 from activities.services.audit import audit, emit_event
 from workflows.contracts import TERMINAL_STATUSES, JobSubmission, Transition
@@ -113,9 +112,7 @@ def _record_actual_use(job: Job) -> None:
     """GPU-hours and cost of the time the job actually ran (nothing if it never started)."""
     if job.started_at is None or job.finished_at is None:
         return
-    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
-    finished = job.finished_at if job.finished_at.tzinfo else job.finished_at.replace(tzinfo=timezone.utc)
-    job.gpu_hours = round(max(0.0, (finished - started).total_seconds()) / 3600.0 * (job.gpu_count or 1), 6)
+    job.gpu_hours = round(max(0.0, (as_utc(job.finished_at) - as_utc(job.started_at)).total_seconds()) / 3600.0 * (job.gpu_count or 1), 6)
     if job.hourly_rate_usd is not None:
         job.cost_usd = round(job.gpu_hours * job.hourly_rate_usd, 4)
 
