@@ -55,7 +55,7 @@ async def notify_admitted(session_factory: Callable[[], Session], client: Client
 
 def run_pass(session_factory: Callable[[], Session]) -> list[str]:
     with session_factory() as session:
-        admitted = [a.job_id for a in admission.admit_pass(session)]
+        admitted = [d.admission.job_id for d in admission.admit_pass(session) if d.admit]
         session.commit()
         return admitted
 
@@ -77,16 +77,16 @@ class AdmissionActivities:
             admission.enqueue(session, Admission(
                 job_id=req.job_id, user_id=s.user_id, username=s.username, level=s.level, team_id=s.team_id,
                 team_slug=s.team_slug, org_id=s.org_id, org_slug=s.org_slug, priority=s.priority))
-            admission.admit_pass(session)
+            decisions = admission.admit_pass(session)
             row = session.get(Admission, req.job_id)
             assert row is not None
             if row.state == "admitted":
                 admission.mark_notified(session, [req.job_id])  # told by this very answer
                 session.commit()
                 return AdmissionTicket(admitted=True)
-            reason = next((d.reason for d in admission.plan(session) if d.admission.job_id == req.job_id), None)
+            reason = next((d.reason for d in decisions if d.admission.job_id == req.job_id), None)
             session.commit()
-            return AdmissionTicket(admitted=row.state == "admitted", reason=reason)
+            return AdmissionTicket(admitted=False, reason=reason)
 
     @activity.defn(name="release_admission")
     async def release_admission(self, job_id: str) -> None:

@@ -114,21 +114,20 @@ def effective_priority(a: Admission) -> int:
     return a.priority_override if a.priority_override is not None else a.priority
 
 
-def admit_pass(session: Session) -> list[Admission]:
-    """Admit everything that fits now; returns the newly admitted (their workflows still to be told)."""
+def admit_pass(session: Session) -> list[Decision]:
+    """Admit everything that fits now. Returns the pass's decisions: the newly admitted (``admit``;
+    their workflows still to be told) and, for every job left waiting, why."""
     decisions = plan(session, lock=True)
     qs = settings(session)
     now = utcnow()
-    admitted = []
     for d in decisions:
         if d.admit:
             d.admission.state, d.admission.admitted_at = "admitted", now
             d.admission.admit_seq = _next_seq(qs)
             qs.virtual_time = max(qs.virtual_time or 0.0, d.admission.fair_tag)
             session.add(d.admission)
-            admitted.append(d.admission)
     session.add(qs)
-    return admitted
+    return decisions
 
 
 def enqueue(session: Session, row: Admission) -> Admission:

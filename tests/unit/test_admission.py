@@ -28,7 +28,7 @@ def add(db: Session, job: str, user: str, priority: int = 20, team: str | None =
 
 
 def admitted_now(db: Session) -> list[str]:
-    return [a.job_id for a in admission.admit_pass(db)]
+    return [d.admission.job_id for d in admission.admit_pass(db) if d.admit]
 
 
 def test_round_robin_across_users_fifo_within_each(db):
