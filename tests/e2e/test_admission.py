@@ -128,6 +128,12 @@ def test_restarts_while_jobs_wait_leak_no_slot(stack):
     assert waiting[0]["position"] == 1 and "max_concurrent" in waiting[0]["reason"]
     position = stack.expect(rae.get(f"/api/queue/position/{waiting[-1]['job_id']}"), 200)
     assert position["position"] == len(waiting) and position["state"] == "waiting"
+    last = waiting[-1]["job_id"]
+    stack.expect(stack.client.post(f"/api/queue/{last}/priority", json={"priority": 500}), 200)  # admin override
+    assert stack.expect(stack.client.get("/api/queue"), 200)["waiting"][0]["job_id"] == last
+    assert rae.post(f"/api/queue/{last}/priority", json={"priority": 900}).status_code == 403
+    mine = stack.expect(rae.get("/api/queue/me"), 200)
+    assert mine["waiting_count"] == len(waiting) and mine["running_count"] == 1
     for proc in (stack.worker_host, stack.api):
         proc.kill()
         proc.wait_exit(10)
