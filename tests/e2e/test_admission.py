@@ -116,31 +116,35 @@ def test_two_hundred_submissions_from_twenty_users(stack):
 
 def test_restarts_while_jobs_wait_leak_no_slot(stack):
     _, token = stack.create_worker("local-0", {"host": "local"}, local=True)
-    stack.start_agent(token, name="local-0")
-    stack.put_config("slowish", steps=10, step_delay_seconds=0.05)
+    stack.start_agent(token, name="local-0", gpu_count=2)
+    go = stack.root / "go"  # jobs run until the test creates this file: the line stays still while it looks
+    stack.expect(stack.client.put("/api/configs/held", json={
+        "command": ["/bin/sh", "-c", f'while [ ! -e "{go}" ]; do sleep 0.02; done'], "gpu_count": 1}), 200, 201)
     stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 1}), 200)
     make_user(stack, "rae", "researcher")
     rae = bearer_for(stack, "rae")
-    job_ids = [stack.expect(rae.post("/api/queue/submit", json={"config_name": "slowish", "target": "local"}),
+    job_ids = [stack.expect(rae.post("/api/queue/submit", json={"config_name": "held", "target": "local"}),
                             201)["job_id"] for _ in range(6)]
-    stack.wait_for(lambda: stack.client.get("/api/queue/stats").json()["waiting"] >= 3, 30, "jobs to wait")
+    stack.wait_for(lambda: stack.client.get("/api/queue/stats").json()["waiting"] == 5, 30, "five jobs to wait")
     waiting = stack.expect(stack.client.get("/api/queue"), 200)["waiting"]
-    assert waiting[0]["position"] == 1 and "max_concurrent" in waiting[0]["reason"]
-    position = stack.expect(rae.get(f"/api/queue/position/{waiting[-1]['job_id']}"), 200)
-    assert position["position"] == len(waiting) and position["state"] == "waiting"
+    assert [w["position"] for w in waiting] == [1, 2, 3, 4, 5] and "max_concurrent" in waiting[0]["reason"]
     last = waiting[-1]["job_id"]
+    position = stack.expect(rae.get(f"/api/queue/position/{last}"), 200)
+    assert (position["position"], position["state"]) == (5, "waiting")
     stack.expect(stack.client.post(f"/api/queue/{last}/priority", json={"priority": 500}), 200)  # admin override
     assert stack.expect(stack.client.get("/api/queue"), 200)["waiting"][0]["job_id"] == last
     assert rae.post(f"/api/queue/{last}/priority", json={"priority": 900}).status_code == 403
     mine = stack.expect(rae.get("/api/queue/me"), 200)
-    assert mine["waiting_count"] == len(waiting) and mine["running_count"] == 1
+    assert (mine["waiting_count"], mine["running_count"]) == (5, 1)
     for proc in (stack.worker_host, stack.api):
         proc.kill()
         proc.wait_exit(10)
     stack.start_api()
     stack.start_worker_host()
     stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 2}), 200)  # raise: admits at once
+    stack.wait_for(lambda: stack.client.get("/api/queue/stats").json()["running"] == 2, 30, "a second slot to fill")
+    go.touch()
     for job_id in job_ids:
         stack.wait_job(job_id, "completed", timeout=120)
-    replay(stack, 2, 10**9, {})
+    assert replay(stack, 2, 10**9, {})[1] == last  # the override went first after the running job
     assert stack.expect(stack.client.get("/api/queue/stats"), 200)["running"] == 0
