@@ -147,6 +147,8 @@ def register(session: Session, worker: Worker, reg: Registration, ip: str | None
 
 
 def heartbeat(session: Session, worker: Worker, beat: Heartbeat) -> Worker:
+    if worker.state == "offline":  # it disconnected: a late heartbeat must not bring it back; a live agent re-registers
+        raise NotFound(f"agent {worker.name} disconnected; register again")
     worker.last_heartbeat = utcnow()
     worker.state = "busy" if beat.state == "busy" else "idle"
     worker.current_job_id = beat.current_job_id
