@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from activities import logging_setup
 from activities.db.engine import init_db, make_engine, session
-from activities.services import configs
+from activities.jobs import configs
 from activities.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from activities.admission import notify_admitted, run_pass
+from activities.temporal.admission import notify_admitted, run_pass
 from api.state import AppState
 
 

@@ -18,9 +18,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.db.models import User
 from activities.errors import Conflict, DomainError, Forbidden, NotFound
 from activities.runtime import Database
-from activities.services import approvals
-from activities.services.audit import audit
-from activities.services.principals import Principal
+from activities.governance import approvals
+from activities.audit.trail import audit
+from activities.identity.principals import Principal
 from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalDecision, ApprovalOutcome
 
 BULK_PARALLELISM = 8

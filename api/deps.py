@@ -11,8 +11,9 @@ from sqlmodel import Session
 
 from activities.db.models import Worker
 from activities.errors import Forbidden, Unauthorized
-from activities.services import principals, workers
-from activities.services.principals import Principal
+from activities.identity import principals
+from activities.capacity import workers
+from activities.identity.principals import Principal
 from api import network
 from api.state import AppState
 

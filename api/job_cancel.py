@@ -7,9 +7,9 @@ import asyncio
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import Conflict, Forbidden, NotFound
-from activities.services import jobs
-from activities.services.audit import audit
-from activities.services.principals import Principal
+from activities.jobs import jobs
+from activities.audit.trail import audit
+from activities.identity.principals import Principal
 from api.state import AppState
 from workflows.contracts import TERMINAL_STATUSES
 

@@ -16,9 +16,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.db.models import Job
 from activities.errors import InvalidInput, NotFound
 from activities.runtime import Database
-from activities.services import configs, jobs, resource_rules
+from activities.jobs import configs
+from activities.jobs import jobs
+from activities.governance import resource_rules
 from api import submission_checks
-from activities.services.principals import Principal
+from activities.identity.principals import Principal
 from activities.settings import Settings
 from workflows.contracts import (
     CONTROL_TASK_QUEUE, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,

@@ -10,9 +10,12 @@ from sqlmodel import Session
 
 from activities.db.models import Job, TrainingConfig
 from activities.errors import Forbidden
-from activities.services import cost, cost_limits, orgs, quotas
-from activities.services.audit import emit_event
-from activities.services.principals import Principal
+from activities.governance import cost
+from activities.governance import cost_limits
+from activities.identity import orgs
+from activities.governance import quotas
+from activities.audit.trail import emit_event
+from activities.identity.principals import Principal
 from activities.settings import Settings
 
 

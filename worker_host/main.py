@@ -12,14 +12,15 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
-from activities.admission import AdmissionActivities, notify_admitted
-from activities.approvals import ApprovalActivities
-from activities.control import ControlActivities
-from activities.mailbox import MailboxActivities
-from activities.services import channels, credential_crypto
+from activities.temporal.admission import AdmissionActivities, notify_admitted
+from activities.temporal.approvals import ApprovalActivities
+from activities.temporal.control import ControlActivities
+from activities.temporal.mailbox import MailboxActivities
+from activities.notify import channels
+from activities.secrets import credential_crypto
 from activities.runtime import configure_logging, load_config_dir, open_database
 from activities.settings import Settings, load_settings
-from activities.temporal_client import connect_with_retry, ensure_search_attributes
+from activities.temporal.client import connect_with_retry, ensure_search_attributes
 from workflows.contracts import CONTROL_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
 from workflows.mailbox_watcher import MailboxWatcherWorkflow
 from workflows.training_job import TrainingJobWorkflow

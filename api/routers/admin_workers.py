@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from activities.services import workers
-from activities.services.workers import WorkerCreate
+from activities.capacity import workers
+from activities.capacity.workers import WorkerCreate
 from api.deps import WorkersAdminDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/api/admin/workers", tags=["admin: workers"])

@@ -10,8 +10,9 @@ from fastapi import APIRouter, BackgroundTasks, Header, Request
 from pydantic import BaseModel, Field
 
 from activities.db.models import Worker
-from activities.services import jobs, workers
-from activities.services.audit import audit
+from activities.jobs import jobs
+from activities.capacity import workers
+from activities.audit.trail import audit
 from api import outputs
 from api.agent_events import nudge_queued_jobs, signal_agent_started
 from api.deps import StateDep, WorkerDep, client_ip

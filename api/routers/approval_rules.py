@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from activities.services import approval_rules
-from activities.services.approval_rules import RuleCreate, RulePatch
-from activities.services.principals import Principal
+from activities.governance import approval_rules
+from activities.governance.approval_rules import RuleCreate, RulePatch
+from activities.identity.principals import Principal
 from api.deps import PrincipalDep, SessionDep, client_ip, require
 
 router = APIRouter(prefix="/api/approvals", tags=["approval rules"])

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from activities.errors import NotFound
-from activities.services import approvals
-from activities.services.principals import Principal
+from activities.governance import approvals
+from activities.identity.principals import Principal
 from api.approval_decisions import BulkBody, DecisionBody, decide, decide_many
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.errors import Unauthorized
-from activities.services import api_keys, logins, users
-from activities.services.api_keys import KeyCreate
-from activities.services.logins import SESSION_TTL
+from activities.identity import api_keys
+from activities.identity import logins
+from activities.identity import users
+from activities.identity.api_keys import KeyCreate
+from activities.identity.logins import SESSION_TTL
 from api.deps import CSRF_HEADER, SESSION_COOKIE, PrincipalDep, SessionDep, client_ip
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Response
 
 from activities.db.models import TrainingConfig
 from activities.errors import Forbidden
-from activities.services import configs
-from activities.services.configs import ConfigBody
-from activities.services.principals import Principal
+from activities.jobs import configs
+from activities.jobs.configs import ConfigBody
+from activities.identity.principals import Principal
 from api.deps import PrincipalDep, SessionDep, require
 
 router = APIRouter(prefix="/api/configs", tags=["configs"])

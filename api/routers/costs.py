@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.errors import InvalidInput, NotFound
-from activities.services import configs, cost, cost_limits
-from activities.services.cost_limits import PROVIDER_RE, ProviderConfigBody
-from activities.services.principals import Principal
+from activities.jobs import configs
+from activities.governance import cost
+from activities.governance import cost_limits
+from activities.governance.cost_limits import PROVIDER_RE, ProviderConfigBody
+from activities.identity.principals import Principal
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 
 router = APIRouter(tags=["cost"])

@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from activities.services import credential_crypto, credentials
-from activities.services.credential_crypto import SecretKeyError
-from activities.services.credentials import CredentialRef, CredentialValue
+from activities.secrets import credential_crypto
+
+from activities.secrets import credentials
+from activities.secrets.credential_crypto import SecretKeyError
+from activities.secrets.credentials import CredentialRef, CredentialValue
 from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from activities.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
-from activities.services import ldap_auth, logins, oidc_auth, sso, users
-from activities.services.audit import audit
-from activities.services.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
-from activities.services.logins import SESSION_TTL
-from activities.services.principals import Principal
+from activities.identity.sso import ldap_auth
+from activities.identity import logins
+from activities.identity.sso import oidc_auth
+from activities.identity.sso import providers as sso
+from activities.identity import users
+from activities.audit.trail import audit
+from activities.identity.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
+from activities.identity.logins import SESSION_TTL
+from activities.identity.principals import Principal
 from api.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, StateDep, UsersAdminDep, client_ip
 from api.state import AppState
 

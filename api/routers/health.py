@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from activities.services import workers
+from activities.capacity import workers
 from api.deps import StateDep
 from api.state import AppState
 

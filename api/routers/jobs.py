@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse
 
 from activities.db.models import Job, JobLogLine
 from activities.errors import Forbidden, InvalidInput, NotFound
-from activities.services.principals import Principal
-from activities.services import jobs
+from activities.identity.principals import Principal
+from activities.jobs import jobs
 from api import outputs, sse
 from api.job_cancel import cancel_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require

@@ -20,10 +20,11 @@ from temporalio.service import RPCError
 
 from activities.db.models import User
 from activities.errors import InvalidInput, Unavailable
-from activities.mail.smtp_send import MailDeliveryError, send_message
-from activities.services import channels, credential_crypto
-from activities.services.channels import ChannelCreate, ChannelFields
-from activities.services.principals import Principal
+from activities.notify.mail.smtp_send import MailDeliveryError, send_message
+from activities.notify import channels
+from activities.secrets import credential_crypto
+from activities.notify.channels import ChannelCreate, ChannelFields
+from activities.identity.principals import Principal
 from api.deps import SessionDep, StateDep, client_ip, require
 from api.state import AppState
 from workflows.contracts import MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID

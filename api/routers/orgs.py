@@ -12,10 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from activities.services import org_members, orgs
-from activities.services.org_members import OrgMemberAdd, OrgMemberPatch, TeamMemberAdd, TeamMemberPatch
-from activities.services.orgs import OrgCreate, OrgPatch, TeamCreate, TeamPatch
-from activities.services.principals import Principal
+from activities.identity import org_members
+
+from activities.identity import orgs
+from activities.identity.org_members import OrgMemberAdd, OrgMemberPatch, TeamMemberAdd, TeamMemberPatch
+from activities.identity.orgs import OrgCreate, OrgPatch, TeamCreate, TeamPatch
+from activities.identity.principals import Principal
 from api.deps import SessionDep, client_ip, require
 
 router = APIRouter(prefix="/api/orgs", tags=["organizations"])

@@ -12,9 +12,10 @@ from sqlmodel import Session, select
 
 from activities.db.models_queue import Admission
 from activities.errors import NotFound
-from activities.services import admission, jobs
-from activities.services.audit import audit
-from activities.services.principals import Principal
+from activities.capacity import admission
+from activities.jobs import jobs
+from activities.audit.trail import audit
+from activities.identity.principals import Principal
 from api.admission_nudge import nudge
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.job_cancel import cancel_job

@@ -12,9 +12,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
-from activities.services import orgs, quotas
-from activities.services.principals import Principal
-from activities.services.quotas import QuotaBody, ScopedQuotaBody
+from activities.identity import orgs
+
+from activities.governance import quotas
+from activities.identity.principals import Principal
+from activities.governance.quotas import QuotaBody, ScopedQuotaBody
 from api.admission_nudge import nudge
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.state import AppState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from activities.services import resource_rules
-from activities.services.resource_rules import RuleBody
+from activities.governance import resource_rules
+from activities.governance.resource_rules import RuleBody
 from api.deps import SessionDep, UsersAdminDep, client_ip
 
 router = APIRouter(prefix="/api/users/resource-rules", tags=["resource rules"])

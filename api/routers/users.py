@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from activities.errors import Forbidden
-from activities.services import users
-from activities.services.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
-from activities.services.users import UserCreate, UserPatch
+from activities.identity import users
+from activities.identity.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
+from activities.identity.users import UserCreate, UserPatch
 from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
 
 router = APIRouter(prefix="/api/users", tags=["users"])

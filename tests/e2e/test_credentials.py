@@ -12,8 +12,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, create_engine
 
-from activities.services import credentials
-from activities.services.credential_crypto import load_cipher
+from activities.secrets import credentials
+from activities.secrets.credential_crypto import load_cipher
 
 pytestmark = pytest.mark.e2e
 

@@ -298,7 +298,7 @@ def expected(rule: str, caller: str) -> str:
         return "ok" if caller == "lead" else "404"
     if rule == "config.edit":
         return "ok" if caller == "lead" else "403"
-    from activities.services.permissions import LEVEL_GRANTS
+    from activities.identity.permissions import LEVEL_GRANTS
     return "ok" if rule in LEVEL_GRANTS[caller] else "403"
 
 

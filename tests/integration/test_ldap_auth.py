@@ -8,9 +8,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from activities.services.external_identity import (
+from activities.identity.external_identity import (
     InvalidCredentials, NotMapped, ProviderMisconfigured, ProviderUnavailable)
-from activities.services.ldap_auth import LdapConfig, authenticate, map_levels, test_connection
+from activities.identity.sso.ldap_auth import LdapConfig, authenticate, map_levels, test_connection
 from tests.servers.ldap_server import PASSWORDS, SUFFIX, SVC_DN, SVC_PW, SlapdServer, group_dn, user_dn
 
 MAPPING = {

@@ -14,9 +14,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from activities.mail import imap_watch
-from activities.mail.imap_watch import ImapSettings, MailboxAuthError, MailboxError, MailboxWatcher
-from activities.mail.smtp_send import MailDeliveryError, SmtpSettings, send_message
+from activities.notify.mail import imap_watch
+from activities.notify.mail.imap_watch import ImapSettings, MailboxAuthError, MailboxError, MailboxWatcher
+from activities.notify.mail.smtp_send import MailDeliveryError, SmtpSettings, send_message
 from tests.servers.ldap_server import _free_port
 from tests.servers.mail_server import DovecotServer, SmtpSink
 
@@ -216,7 +216,7 @@ async def test_watcher_existing_then_idle_push_then_nothing_old(dovecot: Dovecot
     assert time.monotonic() - pushed < 2  # pushed by IDLE, not found by a later poll
     await rec.idling()  # so the Seen flag of the last one is stored
     assert dovecot.flags(leo) == ["S", "S"]
-    with caplog.at_level(logging.INFO, logger="activities.mail.imap_watch"):
+    with caplog.at_level(logging.INFO, logger="activities.notify.mail.imap_watch"):
         await stop(task)
     assert any("logged out" in r.message for r in caplog.records)
 

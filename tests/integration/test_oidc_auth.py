@@ -1,4 +1,4 @@
-"""OIDC login (activities.services.oidc_auth) against a real provider: panva oidc-provider under node.
+"""OIDC login (activities.identity.sso.oidc_auth) against a real provider: panva oidc-provider under node.
 
 The provider enforces PKCE, signs ID tokens with its development RS256 key and shows the
 development login/consent forms, which ``login_through_browser_forms`` walks like a browser.
@@ -16,8 +16,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from activities.services import oidc_auth as oidc
-from activities.services.external_identity import (
+from activities.identity.sso import oidc_auth as oidc
+from activities.identity.external_identity import (
     ExternalIdentity, InvalidCredentials, NotMapped, ProviderMisconfigured, ProviderUnavailable)
 from tests.servers.oidc_server import OidcProviderServer, login_through_browser_forms
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models_orgs import Quota
 from activities.db.models_queue import Admission
-from activities.services import admission
+from activities.capacity import admission
 
 
 @pytest.fixture

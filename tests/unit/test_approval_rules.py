@@ -13,9 +13,9 @@ from sqlmodel import Session, select
 from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import AuditEntry, Job
 from activities.errors import Conflict, InvalidInput, NotFound
-from activities.services import approval_rules as ar
-from activities.services.approval_rules import RuleContext, RuleCreate, RulePatch
-from activities.services.principals import Principal
+from activities.governance import approval_rules as ar
+from activities.governance.approval_rules import RuleContext, RuleCreate, RulePatch
+from activities.identity.principals import Principal
 
 ADMIN = Principal(user_id="u_admin", username="admin", levels=("admin",), permissions=frozenset())
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)

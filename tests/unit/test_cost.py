@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from activities.services.cost import DEFAULT_HOURLY_RATES, estimate_usd, hourly_rate
+from activities.governance.cost import DEFAULT_HOURLY_RATES, estimate_usd, hourly_rate
 
 
 @pytest.mark.parametrize("hardware, pattern", [

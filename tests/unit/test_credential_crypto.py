@@ -8,7 +8,7 @@ import threading
 import pytest
 from cryptography.fernet import Fernet
 
-from activities.services.credential_crypto import (ENV_KEY, ENV_PREVIOUS, SecretKeyError, UndecryptableError,
+from activities.secrets.credential_crypto import (ENV_KEY, ENV_PREVIOUS, SecretKeyError, UndecryptableError,
                                                    key_file_path, load_cipher)
 
 SECRET = "r8_live-token-0123456789abcdef"

@@ -9,10 +9,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from activities.mail.messages import (
+from activities.notify.mail.messages import (
     approval_request_email, help_email, notice_email, refusal_email,
 )
-from activities.mail.reply_parser import parse_reply
+from activities.notify.mail.reply_parser import parse_reply
 
 TOKEN = "k3J_9-aZ" * 4
 EXPIRES = datetime(2026, 1, 2, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from activities.db.engine import init_db, make_engine, session
 from activities.db.models import Worker, utcnow
-from activities.services.workers import resolve_placement, status_of
+from activities.capacity.workers import resolve_placement, status_of
 from workflows.contracts import PlacementRequest, job_id_for, labels_match, pool_task_queue
 
 

@@ -14,11 +14,13 @@ from activities.db.models import AuditEntry, Job, User, UserLevel
 from activities.db.models_orgs import Organization, OrgMember, Quota, Team, TeamMember
 from activities.db.models_queue import Admission
 from activities.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
-from activities.services import org_members, orgs, quotas
-from activities.services.org_members import OrgMemberAdd, TeamMemberAdd
-from activities.services.orgs import OrgCreate, TeamCreate
-from activities.services.principals import Principal
-from activities.services.quotas import QuotaBody, ScopedQuotaBody
+from activities.identity import org_members
+from activities.identity import orgs
+from activities.governance import quotas
+from activities.identity.org_members import OrgMemberAdd, TeamMemberAdd
+from activities.identity.orgs import OrgCreate, TeamCreate
+from activities.identity.principals import Principal
+from activities.governance.quotas import QuotaBody, ScopedQuotaBody
 
 ADMIN = Principal(user_id="u_admin", username="admin", levels=("admin",), permissions=frozenset({"org.create"}))
 IP = "10.0.0.9"

@@ -13,7 +13,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from activities.mail.reply_parser import (
+from activities.notify.mail.reply_parser import (
     MAX_TEXT, REF_RE, find_token, html_to_text, message_text, parse_decision, parse_reply,
     strip_reply,
 )

@@ -1,0 +1,1 @@
+"""The audit trail and the job event stream, written in the caller's transaction."""

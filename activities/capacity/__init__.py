@@ -1,0 +1,1 @@
+"""Capacity: the admission queue and the GPU agent registry with placement."""

@@ -1,0 +1,192 @@
+"""GPU agent registry: admin lifecycle, token auth, registration/heartbeats, liveness, placement.
+
+Liveness is computed from the last heartbeat at read time (no sweeper needed to be correct).
+Drain and labels are admin state: registration and heartbeats never reset them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Session, select
+
+from activities.db.models import Worker, utcnow
+from activities.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from activities.audit.trail import audit
+from activities.secrets.tokens import hash_token, new_id, new_token
+from workflows.contracts import Placement, PlacementRequest, labels_match, pool_task_queue
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class WorkerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    worker_type: Literal["persistent", "ephemeral"] = "persistent"
+    labels: dict[str, str] = Field(default_factory=dict)
+    local: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
+        return value
+
+
+class Registration(BaseModel):
+    name: str | None = None
+    hostname: str | None = None
+    gpu_count: int = Field(1, ge=0, le=1024)
+    gpu_name: str | None = None
+    gpu_vram_gb: float | None = None
+    accelerator_type: str | None = None
+    persistent: bool | None = None
+    current_job_id: str | None = None
+    version: str | None = None
+
+
+class Heartbeat(BaseModel):
+    state: Literal["idle", "busy", "draining"] = "idle"
+    current_job_id: str | None = None
+
+
+def status_of(worker: Worker, timeout_s: float, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if worker.last_heartbeat is None:
+        return "connecting"
+    if worker.state == "offline" or now - worker.last_heartbeat > timedelta(seconds=timeout_s):
+        return "offline"
+    if worker.draining:
+        return "draining"
+    return "busy" if worker.state == "busy" or worker.current_job_id else "idle"
+
+
+def to_dict(worker: Worker, timeout_s: float) -> dict[str, Any]:
+    return {"id": worker.id, "worker_id": worker.id, "name": worker.name, "status": status_of(worker, timeout_s),
+            "draining": worker.draining, "worker_type": worker.worker_type, "local": worker.local,
+            "gpu_count": worker.gpu_count, "gpu_name": worker.gpu_name, "gpu_vram_gb": worker.gpu_vram_gb,
+            "accelerator_type": worker.accelerator_type, "hostname": worker.hostname, "labels": worker.labels,
+            "task_queue": worker.task_queue, "current_job_id": worker.current_job_id,
+            "last_heartbeat": worker.last_heartbeat, "registered_at": worker.registered_at,
+            "created_at": worker.created_at}
+
+
+def get(session: Session, worker_id: str) -> Worker:
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        raise NotFound(f"worker {worker_id!r} not found")
+    return worker
+
+
+def list_all(session: Session) -> list[Worker]:
+    return list(session.exec(select(Worker).order_by(Worker.name)))
+
+
+def create(session: Session, body: WorkerCreate, actor: str) -> tuple[Worker, str]:
+    if session.exec(select(Worker).where(Worker.name == body.name)).first() is not None:
+        raise Conflict(f"a worker named {body.name!r} already exists")
+    token = new_token("wt")
+    worker = Worker(id=new_id("w"), name=body.name, worker_type=body.worker_type, labels=body.labels,
+                    local=body.local, token_hash=hash_token(token))
+    session.add(worker)
+    audit(session, actor, "worker.created", "worker", worker.id, {"name": body.name, "labels": body.labels})
+    return worker, token
+
+
+def rotate_token(session: Session, worker_id: str, actor: str) -> str:
+    worker = get(session, worker_id)
+    token = new_token("wt")
+    worker.token_hash = hash_token(token)
+    session.add(worker)
+    audit(session, actor, "worker.token_rotated", "worker", worker.id)
+    return token
+
+
+def drain(session: Session, worker_id: str, actor: str) -> Worker:
+    worker = get(session, worker_id)
+    worker.draining = True
+    session.add(worker)
+    audit(session, actor, "worker.drained", "worker", worker.id)
+    return worker
+
+
+def delete(session: Session, worker_id: str, actor: str, timeout_s: float) -> None:
+    worker = get(session, worker_id)
+    status = status_of(worker, timeout_s)
+    if status not in ("offline", "connecting"):
+        raise Conflict(f"worker {worker.name} is {status}; only an offline worker can be deleted")
+    session.delete(worker)
+    audit(session, actor, "worker.deleted", "worker", worker_id, {"name": worker.name})
+
+
+def authenticate(session: Session, token: str | None) -> Worker:
+    if not token:
+        raise Unauthorized("missing X-Worker-Token header")
+    worker = session.exec(select(Worker).where(Worker.token_hash == hash_token(token))).first()
+    if worker is None:
+        raise Unauthorized("invalid worker token")
+    return worker
+
+
+def register(session: Session, worker: Worker, reg: Registration, ip: str | None) -> Worker:
+    now = utcnow()
+    worker.gpu_count, worker.gpu_name, worker.gpu_vram_gb = reg.gpu_count, reg.gpu_name, reg.gpu_vram_gb
+    worker.accelerator_type, worker.hostname = reg.accelerator_type, reg.hostname
+    worker.task_queue = pool_task_queue(worker.labels, worker.gpu_count, worker.local)
+    worker.current_job_id = reg.current_job_id
+    worker.state = "busy" if reg.current_job_id else "idle"
+    worker.registered_at = worker.last_heartbeat = now
+    session.add(worker)
+    audit(session, f"worker:{worker.name}", "worker.registered", "worker", worker.id,
+          {"gpu_count": reg.gpu_count, "accelerator_type": reg.accelerator_type, "hostname": reg.hostname}, ip=ip)
+    return worker
+
+
+def heartbeat(session: Session, worker: Worker, beat: Heartbeat) -> Worker:
+    if worker.state == "offline":  # it disconnected: a late heartbeat must not bring it back; a live agent re-registers
+        raise NotFound(f"agent {worker.name} disconnected; register again")
+    worker.last_heartbeat = utcnow()
+    worker.state = "busy" if beat.state == "busy" else "idle"
+    worker.current_job_id = beat.current_job_id
+    session.add(worker)
+    return worker
+
+
+def disconnect(session: Session, worker: Worker, reason: str | None) -> None:
+    worker.state, worker.current_job_id = "offline", None
+    session.add(worker)
+    audit(session, f"worker:{worker.name}", "worker.disconnected", "worker", worker.id, {"reason": reason})
+
+
+def resolve_placement(session: Session, req: PlacementRequest, timeout_s: float) -> Placement:
+    """Choose the pool queue for a job: live, non-draining agents with enough GPUs and matching labels."""
+    if req.target not in ("worker", "local", "auto"):
+        raise InvalidInput(f"unknown target {req.target!r}")
+    now = utcnow()
+    def lost_here(w: Worker) -> bool:
+        lost_at = req.excluded_agents.get(w.id)
+        return lost_at is not None and (w.registered_at is None or w.registered_at <= lost_at)
+
+    live = [w for w in list_all(session)
+            if w.task_queue and not lost_here(w) and status_of(w, timeout_s, now) in ("idle", "busy")]
+    if not live:
+        return Placement(reason="no agent is online")
+    fitting = [w for w in live if w.gpu_count >= req.gpu_count and labels_match(req.worker_labels, w.labels)]
+    wanted = {"worker": [False], "local": [True], "auto": [False, True]}[req.target]
+    for local in wanted:
+        pools: dict[str, list[Worker]] = {}
+        for w in fitting:
+            if w.local == local:
+                pools.setdefault(w.task_queue, []).append(w)  # type: ignore[arg-type]
+        if pools:
+            best = max(pools.items(), key=lambda kv: (sum(1 for w in kv[1] if status_of(w, timeout_s, now) == "idle"),
+                                                       len(kv[1]), kv[0]))
+            return Placement(task_queue=best[0], is_local=local, agent_count=len(best[1]))
+    kind = {"worker": "remote agent", "local": "local agent", "auto": "agent"}[req.target]
+    selector = f" with labels matching {req.worker_labels}" if req.worker_labels else ""
+    return Placement(reason=f"no live, non-draining {kind}{selector} with at least {req.gpu_count} GPU(s) "
+                            f"({len(live)} agent(s) online)")

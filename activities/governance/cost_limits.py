@@ -1,0 +1,110 @@
+"""Cost limits per provider: spend in the current period (UTC day, ISO week, month) against a limit.
+
+Spend = actual cost of the period's jobs that ran + the estimate of those still in flight, so a
+limit also holds back submissions that would overshoot it once they run.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from activities.db.models import Job, utcnow
+from activities.db.models_providers import ProviderConfig
+from activities.errors import Forbidden, InvalidInput
+from activities.audit.trail import audit
+from activities.governance.usage import IN_FLIGHT, day_start, month_start
+
+PROVIDER_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+WARNING_SHARE = 0.8
+
+
+class ProviderConfigBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cost_limit_enabled: bool = False
+    cost_limit_amount: float | None = Field(None, ge=0)
+    cost_limit_period: Literal["daily", "weekly", "monthly"] = "monthly"
+    cost_limit_action: Literal["warn", "block"] = "warn"
+
+    @field_validator("cost_limit_amount")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("cost_limit_amount must be a finite number")
+        return value
+
+
+def period_start(period: str, now: datetime | None = None) -> datetime:
+    if period == "daily":
+        return day_start(now)
+    if period == "weekly":
+        today = day_start(now)
+        return today - timedelta(days=today.weekday())
+    return month_start(now)
+
+
+def get(session: Session, provider: str) -> ProviderConfig:
+    return session.get(ProviderConfig, provider) or ProviderConfig(provider=provider)
+
+
+def put(session: Session, provider: str, body: ProviderConfigBody, actor: str, ip: str | None) -> ProviderConfig:
+    if body.cost_limit_enabled and body.cost_limit_amount is None:
+        raise InvalidInput("cost_limit_amount is required when cost_limit_enabled is true")
+    row = session.get(ProviderConfig, provider) or ProviderConfig(provider=provider)
+    for key, value in body.model_dump().items():
+        setattr(row, key, value)
+    row.updated_at, row.updated_by = utcnow(), actor
+    session.add(row)
+    audit(session, actor, "provider.config_changed", "provider", provider, body.model_dump(), ip=ip)
+    return row
+
+
+def to_dict(row: ProviderConfig) -> dict[str, Any]:
+    return {"provider": row.provider, "cost_limit_enabled": row.cost_limit_enabled,
+            "cost_limit_amount": row.cost_limit_amount, "cost_limit_period": row.cost_limit_period,
+            "cost_limit_action": row.cost_limit_action, "updated_at": row.updated_at, "updated_by": row.updated_by}
+
+
+def spend(session: Session, provider: str, since: datetime) -> float:
+    done = session.exec(select(func.coalesce(func.sum(Job.cost_usd), 0.0))
+                        .where(Job.target == provider, Job.created_at >= since)).one()
+    flying = session.exec(select(func.coalesce(func.sum(Job.cost_estimate_usd), 0.0))
+                          .where(Job.target == provider, Job.created_at >= since, col(Job.status).in_(IN_FLIGHT))).one()
+    return round(float(done) + float(flying), 4)
+
+
+def status(session: Session, row: ProviderConfig) -> dict[str, Any]:
+    since = period_start(row.cost_limit_period)
+    spent = spend(session, row.provider, since)
+    limit = row.cost_limit_amount
+    share = (spent / limit) if limit else (math.inf if spent > 0 and limit == 0 else 0.0)
+    state = "disabled" if not row.cost_limit_enabled or limit is None else (
+        "exceeded" if share >= 1.0 else "warning" if share >= WARNING_SHARE else "ok")
+    return {**to_dict(row), "period_start": since, "spend_usd": spent,
+            "percent_used": round(share * 100, 1) if math.isfinite(share) else None, "status": state}
+
+
+def all_status(session: Session) -> list[dict[str, Any]]:
+    rows = session.exec(select(ProviderConfig).order_by(ProviderConfig.provider))
+    return [status(session, row) for row in rows]
+
+
+def check_submission(session: Session, provider: str, estimate: float | None) -> str | None:
+    """Raise Forbidden naming the limit for ``block``; return a warning text for ``warn``."""
+    row = session.get(ProviderConfig, provider)
+    if row is None or not row.cost_limit_enabled or row.cost_limit_amount is None:
+        return None
+    spent = spend(session, provider, period_start(row.cost_limit_period))
+    after = spent + (estimate or 0.0)
+    if after <= row.cost_limit_amount:
+        return None
+    message = (f"{row.cost_limit_period} cost limit of provider {provider!r} is ${row.cost_limit_amount:.2f}: "
+               f"${spent:.2f} already committed + ${estimate or 0.0:.2f} estimated for this job")
+    if row.cost_limit_action == "block":
+        raise Forbidden(message + " (cost_limit_action block)")
+    return message

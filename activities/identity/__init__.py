@@ -1,0 +1,1 @@
+"""Identity: users, levels and permissions, principals, API keys, login sessions, orgs and teams."""

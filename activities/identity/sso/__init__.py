@@ -1,0 +1,1 @@
+"""Single sign-on: identity providers, OIDC and LDAP sign-in."""

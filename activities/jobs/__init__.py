@@ -1,0 +1,1 @@
+"""Jobs: the job read model (rows, events, logs) and training configs."""

@@ -1,0 +1,147 @@
+"""The job read model: rows written by workflow activities (transitions) and agent reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from activities.db.models import Job, JobEvent, JobLogLine, Worker, as_utc, utcnow
+from activities.errors import Conflict, NotFound
+from activities.audit.trail import audit, emit_event
+from workflows.contracts import TERMINAL_STATUSES, JobSubmission, Transition
+
+EVENT_FOR_STATUS = {"pending": "job.submitted", "queued": "job.queued", "running": "job.started",
+                    "completed": "job.completed", "failed": "job.failed", "cancelled": "job.cancelled"}
+
+
+def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
+    return {
+        "job_id": job.id, "status": job.status, "config_name": job.config_name, "target": job.target,
+        "worker_labels": job.worker_labels, "gpu_count": job.gpu_count, "priority": job.priority,
+        "owner": job.owner_name, "user_id": job.owner_id, "idempotency_key": job.idempotency_key,
+        "attempt": job.attempt, "max_attempts": job.max_attempts, "agent_id": job.agent_id,
+        "agent_name": job.agent_name, "queue_reason": job.queue_reason, "progress": job.progress,
+        "error": job.error, "team_id": job.team_id, "org_id": job.org_id,
+        "cost_estimate_usd": job.cost_estimate_usd, "cost_usd": job.cost_usd, "gpu_hours": job.gpu_hours,
+        "warnings": job.warnings or [],
+        "outputs": [{**o, "url": f"{base_url}/api/cloud/jobs/{job.id}/outputs/{o['name']}"} for o in job.outputs],
+        "created_at": job.created_at, "updated_at": job.updated_at, "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def get(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+def list_jobs(session: Session, status: str | None = None, user: str | None = None, config: str | None = None,
+              limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
+    query = select(Job)
+    if status:
+        query = query.where(Job.status == status)
+    if user:
+        query = query.where((Job.owner_name == user) | (Job.owner_id == user))
+    if config:
+        query = query.where(Job.config_name == config)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def create_pending(session: Session, sub: JobSubmission, ip: str | None = None) -> tuple[Job, bool]:
+    """Insert the job row if it is not there yet (the workflow's evaluation may have won the race)."""
+    job = session.get(Job, sub.job_id)
+    if job is not None:
+        if job.request_hash != sub.request_hash:
+            raise Conflict(f"idempotency_key {sub.idempotency_key!r} was already used for a different request "
+                           f"(job {job.id})")
+        return job, False
+    job = Job(id=sub.job_id, owner_id=sub.owner_id, owner_name=sub.owner_name, config_name=sub.config_name,
+              target=sub.target, worker_labels=sub.worker_labels, gpu_count=sub.gpu_count, priority=sub.priority,
+              idempotency_key=sub.idempotency_key, request_hash=sub.request_hash, max_attempts=sub.max_attempts)
+    session.add(job)
+    emit_event(session, "job.submitted", job.id, "pending", {"config_name": sub.config_name, "owner": sub.owner_name},
+               transition_seq=0)
+    audit(session, sub.owner_name, "job.submitted", "job", job.id,
+          {"config_name": sub.config_name, "target": sub.target}, ip=ip)
+    return job, True
+
+
+def apply_transition(session: Session, t: Transition) -> Job:
+    """Write one workflow transition with its event and audit entry; a retry of the same seq is a no-op."""
+    job = session.get(Job, t.job_id)
+    if job is None:
+        raise NotFound(f"job {t.job_id!r} not found")
+    already = session.exec(select(JobEvent.id).where(JobEvent.job_id == t.job_id,
+                                                     JobEvent.transition_seq == t.seq)).first()
+    if already is not None:
+        return job
+    now = utcnow()
+    job.status, job.attempt, job.updated_at, job.queue_reason = t.status, t.attempt, now, t.queue_reason
+    if t.status == "queued":
+        job.agent_id = job.agent_name = None
+    if t.status == "running":
+        job.agent_id, job.agent_name = t.agent_id, t.agent_name
+        job.started_at = job.started_at or now
+    if t.status in TERMINAL_STATUSES:
+        job.finished_at = now
+        _record_actual_use(job)
+        if t.status == "completed" and job.progress is not None:
+            job.progress = {**job.progress, "percent": 100.0}
+    if t.error is not None:
+        job.error = t.error
+    if t.outputs is not None:
+        job.outputs = [o.model_dump() for o in t.outputs]
+    session.add(job)
+    data = {"attempt": t.attempt, "agent_name": t.agent_name, "queue_reason": t.queue_reason, "error": t.error}
+    emit_event(session, EVENT_FOR_STATUS.get(t.status, f"job.{t.status}"), job.id, t.status,
+               {k: v for k, v in data.items() if v is not None}, transition_seq=t.seq)
+    audit(session, "system:workflow", "job.status_changed", "job", job.id,
+          {"status": t.status, "attempt": t.attempt, "agent": t.agent_name})
+    return job
+
+
+def _record_actual_use(job: Job) -> None:
+    """GPU-hours and cost of the time the job actually ran (nothing if it never started)."""
+    if job.started_at is None or job.finished_at is None:
+        return
+    job.gpu_hours = round(max(0.0, (as_utc(job.finished_at) - as_utc(job.started_at)).total_seconds()) / 3600.0 * (job.gpu_count or 1), 6)
+    if job.hourly_rate_usd is not None:
+        job.cost_usd = round(job.gpu_hours * job.hourly_rate_usd, 4)
+
+
+def check_agent_may_report(job: Job, worker: Worker, attempt: int, claiming: bool) -> None:
+    if job.status in TERMINAL_STATUSES:
+        raise Conflict(f"job {job.id} is already {job.status}")
+    if attempt != job.attempt:
+        raise Conflict(f"attempt {attempt} of job {job.id} is stale (current attempt is {job.attempt})")
+    if job.agent_id and job.agent_id != worker.id:
+        raise Conflict(f"job {job.id} attempt {attempt} belongs to agent {job.agent_name}")
+    if claiming and worker.draining:
+        raise Conflict(f"agent {worker.name} is draining and takes no new jobs")
+
+
+def append_logs(session: Session, job_id: str, attempt: int, offset: int, lines: list[str]) -> None:
+    if not lines:
+        return
+    rows = [{"job_id": job_id, "attempt": attempt, "seq": offset + i, "line": line[:8192], "created_at": utcnow()}
+            for i, line in enumerate(lines)]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(JobLogLine).values(rows).on_conflict_do_nothing(index_elements=["job_id", "attempt", "seq"])
+    session.exec(stmt)  # type: ignore[call-overload]
+
+
+def read_logs(session: Session, job_id: str, after_id: int = 0, limit: int = 1000,
+              attempt: int | None = None) -> list[JobLogLine]:
+    query = select(JobLogLine).where(JobLogLine.job_id == job_id, JobLogLine.id > after_id)
+    if attempt is not None:
+        query = query.where(JobLogLine.attempt == attempt)
+    return list(session.exec(query.order_by(JobLogLine.id).limit(limit)))

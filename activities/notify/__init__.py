@@ -1,0 +1,1 @@
+"""Notifications: channels, approval e-mails in and out."""

@@ -1,0 +1,1 @@
+"""Mail transport: SMTP sending, IMAP IDLE watching, messages and reply parsing."""

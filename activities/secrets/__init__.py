@@ -1,0 +1,1 @@
+"""Secrets at rest: tokens, provider credentials and their encryption."""

@@ -1,0 +1,1 @@
+"""What Temporal sees: the client, and the activity classes the worker host registers."""
