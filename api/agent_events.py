@@ -8,15 +8,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import Conflict
-from workflows.contracts import TRAINING_WORKFLOW, AgentStarted
-from workflows.training_job import TrainingJobWorkflow
+from workflows.contracts import AGENT_STARTED_SIGNAL, AGENTS_CHANGED_SIGNAL, TRAINING_WORKFLOW, AgentStarted
 
 log = logging.getLogger(__name__)
 
 
 async def signal_agent_started(client: Client, job_id: str, started: AgentStarted) -> None:
     try:
-        await client.get_workflow_handle(job_id).signal(TrainingJobWorkflow.agent_started, started)
+        await client.get_workflow_handle(job_id).signal(AGENT_STARTED_SIGNAL, started)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Conflict(f"job {job_id} is no longer running") from exc
@@ -29,8 +28,7 @@ async def nudge_queued_jobs(client: Client) -> None:
     try:
         async for wf in client.list_workflows(query):
             try:
-                await client.get_workflow_handle(wf.id, run_id=wf.run_id).signal(
-                    TrainingJobWorkflow.agents_changed_signal)
+                await client.get_workflow_handle(wf.id, run_id=wf.run_id).signal(AGENTS_CHANGED_SIGNAL)
             except RPCError as exc:  # finished in between: nothing to nudge
                 log.debug("could not nudge %s: %s", wf.id, exc)
     except RPCError as exc:

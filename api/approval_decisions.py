@@ -15,11 +15,11 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db.models import User
 from activities.errors import Conflict, DomainError, Forbidden, NotFound
 from activities.runtime import Database
 from activities.governance import approvals
 from activities.audit.trail import audit
+from activities.identity import users
 from activities.identity.principals import Principal
 from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalDecision, ApprovalOutcome
 
@@ -46,7 +46,7 @@ async def decide(db: Database, client: Client, principal: Principal, request_id:
             req = approvals.get(session, request_id)
             if not approvals.visible(principal, req):
                 raise NotFound(f"approval request {request_id!r} not found")
-            user = session.get(User, principal.user_id)
+            user = users.find(session, principal.user_id)
             if user is None:
                 raise Forbidden("only user accounts can decide approval requests")
             update = approvals.decision_from(session, user, decision, "rest", comment)

@@ -13,7 +13,6 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.db.models import Job
 from activities.errors import InvalidInput, NotFound
 from activities.runtime import Database
 from activities.jobs import configs
@@ -23,9 +22,8 @@ from api import submission_checks
 from activities.identity.principals import Principal
 from activities.settings import Settings
 from workflows.contracts import (
-    CONTROL_TASK_QUEUE, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,
+    CONTROL_TASK_QUEUE, TRAINING_WORKFLOW, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,
 )
-from workflows.training_job import TrainingJobWorkflow
 
 
 class SubmitBody(BaseModel):
@@ -63,7 +61,7 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
             resource_rules.check(session, principal.levels, "config", config.name)
             resource_rules.check(session, principal.levels, "hardware", config.hardware_type)
             resource_rules.check(session, principal.levels, "provider", body.target)
-            existing = session.get(Job, job_id)
+            existing = jobs.find(session, job_id)
             if existing is not None:
                 jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request
                 return jobs.to_dict(existing), []
@@ -78,7 +76,7 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
     created = True
     try:
         await client.start_workflow(
-            TrainingJobWorkflow.run, sub, id=job_id, task_queue=CONTROL_TASK_QUEUE,
+            TRAINING_WORKFLOW, sub, id=job_id, task_queue=CONTROL_TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(SA_JOB_STATUS, "pending"), SearchAttributePair(SA_JOB_OWNER, principal.username),

@@ -12,7 +12,8 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
-from activities.temporal.admission import AdmissionActivities, notify_admitted
+from activities.capacity.admission_signals import notify_admitted
+from activities.temporal.admission import AdmissionActivities
 from activities.temporal.approvals import ApprovalActivities
 from activities.temporal.control import ControlActivities
 from activities.temporal.mailbox import MailboxActivities

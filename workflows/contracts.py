@@ -24,6 +24,8 @@ MAILBOX_WATCHER_WORKFLOW = "MailboxWatcherWorkflow"
 MAILBOX_WATCHER_ID = "simpletuner-mailbox-watcher"  # one per namespace
 MAILBOX_CHANGED_SIGNAL = "mailbox_config_changed"
 ADMISSION_GRANTED_SIGNAL = "admission_granted"
+AGENT_STARTED_SIGNAL = "agent_started"
+AGENTS_CHANGED_SIGNAL = "agents_changed_signal"
 
 JobStatus = Literal["pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})

@@ -20,7 +20,7 @@ from workflows.approval_gate import ApprovalEnded, ApprovalGate
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
-        ADMISSION_GRANTED_SIGNAL, APPROVAL_DECISION_UPDATE, SA_COST_ESTIMATE, SA_ORG_SLUG, SA_QUEUE_PRIORITY,
+        ADMISSION_GRANTED_SIGNAL, AGENT_STARTED_SIGNAL, AGENTS_CHANGED_SIGNAL, APPROVAL_DECISION_UPDATE, SA_COST_ESTIMATE, SA_ORG_SLUG, SA_QUEUE_PRIORITY,
         SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, ApprovalDecision, ApprovalOutcome, JobScope,
         task_queue_priority,
         ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, SA_AGENT_NAME, SA_CONFIG_NAME,
@@ -66,7 +66,7 @@ class TrainingJobWorkflow:
 
     # ---- messages ---------------------------------------------------------------------------
 
-    @workflow.signal
+    @workflow.signal(name=AGENT_STARTED_SIGNAL)
     def agent_started(self, started: AgentStarted) -> None:
         if started.attempt == self.attempt and self.status not in ("completed", "failed", "cancelled"):
             self.agent = started
@@ -75,7 +75,7 @@ class TrainingJobWorkflow:
     def admission_granted(self) -> None:
         self.admitted = True
 
-    @workflow.signal
+    @workflow.signal(name=AGENTS_CHANGED_SIGNAL)
     def agents_changed_signal(self) -> None:
         self.agents_changed = True
 

@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -50,6 +50,11 @@ load_models()
 def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
     add_missing_columns(engine)
+
+
+def ping(session: Session) -> None:
+    """A trivial round trip: raises the driver's error when the database is unusable."""
+    session.exec(text("SELECT 1"))  # type: ignore[call-overload]
 
 
 def session(engine: Engine) -> Session:

@@ -82,8 +82,12 @@ def to_dict(session: Session, user: User) -> dict[str, Any]:
             "last_login_at": user.last_login_at, "created_at": user.created_at, "updated_at": user.updated_at}
 
 
+def find(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
 def get(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
+    user = find(session, user_id)
     if user is None:
         raise NotFound(f"user {user_id!r} not found")
     return user

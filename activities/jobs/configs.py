@@ -57,8 +57,12 @@ def to_spec(config: TrainingConfig) -> TrainingConfigSpec:
                               estimated_hours=config.estimated_hours)
 
 
+def find(session: Session, name: str) -> TrainingConfig | None:
+    return session.get(TrainingConfig, name)
+
+
 def get(session: Session, name: str) -> TrainingConfig:
-    config = session.get(TrainingConfig, name)
+    config = find(session, name)
     if config is None:
         raise NotFound(f"config {name!r} not found")
     return config

@@ -34,8 +34,12 @@ def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
     }
 
 
+def find(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
 def get(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+    job = find(session, job_id)
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return job

@@ -8,56 +8,16 @@ records that they were told. The API does the same after changing a limit or a p
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Callable
 
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db.models_queue import Admission
 from activities.capacity import admission
-from workflows.contracts import ADMISSION_GRANTED_SIGNAL, AdmissionRequest, AdmissionTicket
-
-log = logging.getLogger(__name__)
-
-
-async def notify_admitted(session_factory: Callable[[], Session], client: Client, skip: str | None = None) -> int:
-    """Signal every admitted-but-untold job; returns how many were told."""
-    def pending() -> list[str]:
-        with session_factory() as session:
-            return [a.job_id for a in admission.unnotified(session) if a.job_id != skip]
-
-    job_ids = await asyncio.to_thread(pending)
-    if not job_ids:
-        return 0
-
-    async def tell(job_id: str) -> str | None:
-        try:
-            await client.get_workflow_handle(job_id).signal(ADMISSION_GRANTED_SIGNAL)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:  # a finished workflow needs no telling
-                log.warning("could not tell job %s it was admitted: %s", job_id, exc)
-                return None
-        return job_id
-
-    told = [j for j in await asyncio.gather(*(tell(j) for j in job_ids)) if j]
-
-    def mark() -> None:
-        with session_factory() as session:
-            admission.mark_notified(session, told)
-            session.commit()
-
-    await asyncio.to_thread(mark)
-    return len(told)
-
-
-def run_pass(session_factory: Callable[[], Session]) -> list[str]:
-    with session_factory() as session:
-        admitted = [d.admission.job_id for d in admission.admit_pass(session) if d.admit]
-        session.commit()
-        return admitted
+from activities.capacity.admission_signals import notify_admitted
+from activities.db.models_queue import Admission
+from workflows.contracts import AdmissionRequest, AdmissionTicket
 
 
 class AdmissionActivities:

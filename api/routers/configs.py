@@ -38,7 +38,7 @@ def get_config(name: str, session: SessionDep, _: ViewerDep) -> dict:
 
 @router.put("/{name}")
 def put_config(name: str, body: ConfigBody, session: SessionDep, principal: PrincipalDep, response: Response) -> dict:
-    existing = session.get(TrainingConfig, name)
+    existing = configs.find(session, name)
     if existing is None:
         principal.require("config.create")
     else:

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-
 from activities.capacity import workers
+from activities.db.engine import ping
 from api.deps import StateDep
 from api.state import AppState
 
@@ -22,7 +21,7 @@ def _check_db(state: AppState) -> dict:
     started = time.perf_counter()
     try:
         with state.db.session() as session:
-            session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            ping(session)
             agents = workers.list_all(session)
         latency = (time.perf_counter() - started) * 1000
         timeout = state.settings.heartbeat_timeout_seconds

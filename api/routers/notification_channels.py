@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.db.models import User
 from activities.errors import InvalidInput, Unavailable
 from activities.notify.mail.smtp_send import MailDeliveryError, send_message
 from activities.notify import channels
 from activities.secrets import credential_crypto
 from activities.notify.channels import ChannelCreate, ChannelFields
+from activities.identity import users
 from activities.identity.principals import Principal
 from api.deps import SessionDep, StateDep, client_ip, require
 from api.state import AppState
@@ -120,7 +120,7 @@ async def test_channel(channel_id: str, state: StateDep, principal: ConfigAdminD
     def load() -> tuple[str, str, channels.EmailTransport]:
         with state.db.session() as session:
             ch = channels.get(session, channel_id)
-            me = session.get(User, principal.user_id)
+            me = users.find(session, principal.user_id)
             to = (body.to if body else None) or (me.email if me else None)
             if not to:
                 raise InvalidInput("no recipient: pass \"to\" or set an e-mail address on your account")

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
-from sqlmodel import Session, select
 
-from activities.db.models_queue import Admission
 from activities.errors import NotFound
-from activities.capacity import admission
+from activities.capacity import admission, queue_view
 from activities.jobs import jobs
 from activities.audit.trail import audit
 from activities.identity.principals import Principal
-from api.admission_nudge import nudge
+from activities.capacity.admission_signals import pass_and_notify
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.job_cancel import cancel_job
 
@@ -35,46 +32,20 @@ class PriorityBody(BaseModel):
     priority: int | None = Field(ge=0, le=1000)  # null removes the override
 
 
-def _entry(d: admission.Decision | None, a: Admission) -> dict[str, Any]:
-    return {"job_id": a.job_id, "user": a.username, "user_id": a.user_id, "team": a.team_slug, "org": a.org_slug,
-            "priority": admission.effective_priority(a), "priority_override": a.priority_override,
-            "state": a.state, "position": d.position if d else None,
-            "reason": (d.reason if d else None) if a.state == "waiting" else None,
-            "enqueued_at": a.enqueued_at, "admitted_at": a.admitted_at}
-
-
-def _snapshot(session: Session, principal: Principal | None = None) -> dict[str, Any]:
-    decisions = admission.plan(session)
-    waiting = [_entry(d, d.admission) for d in decisions]
-    running = [_entry(None, a) for a in session.exec(select(Admission).where(Admission.state == "admitted")
-                                                       .order_by(Admission.admit_seq))]
-    if principal is not None and not principal.has("job.view.all"):
-        waiting = [e for e in waiting if e["user_id"] == principal.user_id]
-        running = [e for e in running if e["user_id"] == principal.user_id]
-    return {"waiting": waiting, "running": running}
-
-
 @router.get("")
 def queue(session: SessionDep, principal: PrincipalDep) -> dict:
-    return _snapshot(session, principal)
+    return queue_view.snapshot(session, None if principal.has("job.view.all") else principal.user_id)
 
 
 @router.get("/me")
 def my_queue(session: SessionDep, principal: PrincipalDep) -> dict:
-    snap = _snapshot(session)
-    mine = {k: [e for e in v if e["user_id"] == principal.user_id] for k, v in snap.items()}
+    mine = queue_view.snapshot(session, principal.user_id)
     return {**mine, "waiting_count": len(mine["waiting"]), "running_count": len(mine["running"])}
 
 
 @router.get("/stats")
 def stats(session: SessionDep, _: PrincipalDep) -> dict:
-    qs = admission.settings(session)
-    counts = dict(session.exec(select(Admission.state, func.count()).group_by(Admission.state)).all())
-    by_user = dict(session.exec(select(Admission.username, func.count()).where(Admission.state == "admitted")
-                                .group_by(Admission.username)).all())
-    return {"running": counts.get("admitted", 0), "waiting": counts.get("waiting", 0),
-            "max_concurrent": qs.max_concurrent, "user_max_concurrent": qs.user_max_concurrent,
-            "running_by_user": by_user}
+    return queue_view.stats(session)
 
 
 @router.get("/position/{job_id}")
@@ -82,12 +53,7 @@ def position(job_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
     job = jobs.get(session, job_id)
     if not principal.may_see(job.owner_id):
         raise NotFound(f"job {job_id!r} not found")
-    row = session.get(Admission, job_id)
-    if row is None:
-        return {"job_id": job_id, "state": "not_queued", "status": job.status, "position": None, "reason": job.queue_reason}
-    decision = next((d for d in admission.plan(session) if d.admission.job_id == job_id), None)
-    return {"job_id": job_id, "status": job.status, **{k: v for k, v in _entry(decision, row).items()
-                                                       if k in ("state", "position", "reason", "priority")}}
+    return queue_view.position(session, job)
 
 
 @router.get("/concurrency")
@@ -107,7 +73,7 @@ async def set_concurrency(body: ConcurrencyBody, state: StateDep, principal: Que
             session.commit()
             return {"max_concurrent": qs.max_concurrent, "user_max_concurrent": qs.user_max_concurrent}
     result = await asyncio.to_thread(store)
-    await nudge(state)
+    await pass_and_notify(state.db.session, state.temporal)
     return result
 
 
@@ -123,7 +89,7 @@ async def set_priority(job_id: str, body: PriorityBody, state: StateDep, princip
             session.commit()
             return {"job_id": job_id, "priority": admission.effective_priority(row)}
     result = await asyncio.to_thread(store)
-    await nudge(state)
+    await pass_and_notify(state.db.session, state.temporal)
     return result
 
 

@@ -17,7 +17,7 @@ from activities.identity import orgs
 from activities.governance import quotas
 from activities.identity.principals import Principal
 from activities.governance.quotas import QuotaBody, ScopedQuotaBody
-from api.admission_nudge import nudge
+from activities.capacity.admission_signals import pass_and_notify
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.state import AppState
 
@@ -31,7 +31,7 @@ def _answer(session, quota, created: bool, response: Response, state: AppState, 
     session.commit()
     result = quotas.quota_dict(session, quota)
     session.close()  # end the transaction now: the admission pass below needs the database's write lock
-    background.add_task(nudge, state)  # a raised concurrent_jobs quota admits waiting jobs at once
+    background.add_task(pass_and_notify, state.db.session, state.temporal)  # a raised concurrent_jobs quota admits waiting jobs at once
     response.status_code = 201 if created else 200
     return result
 
@@ -92,5 +92,5 @@ def delete_quota(quota_id: str, session: SessionDep, principal: ConfigAdminDep, 
     quotas.delete_quota(session, quota_id, principal, client_ip(request))
     session.commit()
     session.close()  # end the transaction now: the admission pass below needs the database's write lock
-    background.add_task(nudge, state)
+    background.add_task(pass_and_notify, state.db.session, state.temporal)
     return {"deleted": quota_id}
