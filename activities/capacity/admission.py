@@ -4,25 +4,31 @@ Every change (enqueue, release, a new limit or priority) runs one *pass* in the 
 transaction. The database serialises passes (SQLite ``BEGIN IMMEDIATE``; PostgreSQL locks the
 queue-settings row), so no two passes can hand out the same slot and no limit is ever exceeded.
 
-Order of the waiting line: priority first (admin > lead > researcher > viewer, or an admin's
-override); within a priority, round-robin across users by start-time fair queueing — each job gets
+Order of the waiting line: holders of ``job.bypass.queue`` first (ahead of the line, never past a
+limit), then priority (admin > lead > researcher > viewer, or an admin's override); within a priority, round-robin across users by start-time fair queueing — each job gets
 a tag one above the later of its user's previous tag and the fair-share clock, so users take turns
 and a burst from one user queues behind everyone else's next job — then FIFO. A job blocked by its own
 user's, team's or org's limit does not hold back the jobs behind it; the global limit stops the pass.
+
+Limits come from one function, ``quota_limits.concurrency_limits`` (the queue's global and per-user
+limits and the ``concurrent_jobs`` quotas). A ``block`` limit holds the job back; past a ``warn`` or
+``notify`` limit it is admitted with a warning on the job (``notify`` also raises ``quota.exceeded``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from activities.db.models import utcnow
-from activities.db.models_orgs import Quota
+from activities.audit.trail import emit_event
+from activities.db.models import Job, utcnow
 from activities.db.models_queue import Admission, QueueSettings
 from activities.errors import Conflict, NotFound
+from activities.governance.quota_limits import EffectiveLimit, concurrency_limits
+from activities.identity.principals import levels_of
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Decision:
     admit: bool
     reason: str | None = None  # why it waits
     position: int = 0  # 1 = next in line
+    findings: list[tuple[str, str]] = field(default_factory=list)  # (warn | notify, message): admitted past a soft limit
 
 
 def settings(session: Session, lock: bool = False) -> QueueSettings:
@@ -49,65 +56,71 @@ def _next_seq(row: QueueSettings) -> int:
 
 
 class _Limits:
-    """Block-action ``concurrent_jobs`` quotas, loaded once per pass."""
+    """The concurrency limits of each waiting job (``quota_limits.concurrency_limits``), loaded once
+    per user/team/org within a pass."""
 
     def __init__(self, session: Session) -> None:
-        rows = session.exec(select(Quota).where(Quota.quota_type == "concurrent_jobs", Quota.action == "block"))
-        self.by_scope = {(q.scope, q.scope_id): int(q.limit_value) for q in rows}
+        self.session = session
+        self._cache: dict[tuple, list[EffectiveLimit]] = {}
+        self._levels: dict[str, tuple[str, ...]] = {}
 
-    def user(self, a: Admission) -> tuple[int, str] | None:
-        if ("user", a.user_id) in self.by_scope:
-            return self.by_scope[("user", a.user_id)], f"{a.username}'s concurrent_jobs quota"
-        if a.level and ("level", a.level) in self.by_scope:
-            return self.by_scope[("level", a.level)], f"the {a.level} level's concurrent_jobs quota"
-        return None
+    def of(self, a: Admission) -> list[EffectiveLimit]:
+        key = (a.user_id, a.team_id, a.org_id)
+        if key not in self._cache:
+            if a.user_id not in self._levels:
+                self._levels[a.user_id] = levels_of(self.session, a.user_id) or ((a.level,) if a.level else ())
+            self._cache[key] = concurrency_limits(self.session, a.user_id, self._levels[a.user_id], a.team_id, a.org_id)
+        return self._cache[key]
 
-    def of(self, scope: str, scope_id: str | None) -> int | None:
-        return self.by_scope.get((scope, scope_id)) if scope_id else None
+
+def _scope_key(limit: EffectiveLimit) -> tuple[str, str]:
+    return limit.usage_scope, limit.usage_scope_id
+
+
+def _keys(a: Admission) -> list[tuple[str, str]]:
+    keys = [("global", ""), ("user", a.user_id)]
+    keys += [("team", a.team_id)] if a.team_id else []
+    return keys + ([("org", a.org_id)] if a.org_id else [])
+
+
+def _describe(limit: EffectiveLimit, running: int, a: Admission) -> str:
+    if limit.scope == "global":
+        return f"all {limit.limit} slots are taken (max_concurrent)"
+    if limit.scope == "queue":
+        return f"{a.username} already runs {running} job(s) (user_max_concurrent {limit.limit})"
+    if limit.usage_scope in ("team", "org"):
+        name = (a.team_slug if limit.usage_scope == "team" else a.org_slug) or limit.usage_scope_id
+        return f"{limit.usage_scope} {name} runs {running} job(s) (concurrent_jobs quota {limit.limit})"
+    if limit.scope == "level":
+        return f"the {limit.scope_id} level's concurrent_jobs quota ({limit.limit}) is reached"
+    return f"{a.username}'s concurrent_jobs quota ({limit.limit}) is reached"
 
 
 def plan(session: Session, lock: bool = False) -> list[Decision]:
     """The pass without writing: who would be admitted now, and why the others wait."""
-    qs = settings(session, lock)
+    settings(session, lock)
     admitted = list(session.exec(select(Admission).where(Admission.state == "admitted")))
     waiting = list(session.exec(select(Admission).where(Admission.state == "waiting")
                                 .order_by(col(Admission.enqueued_seq))))
-    total = len(admitted)
-    per_user = Counter(a.user_id for a in admitted)
-    per_team = Counter(a.team_id for a in admitted if a.team_id)
-    per_org = Counter(a.org_id for a in admitted if a.org_id)
-    order = sorted(waiting, key=lambda a: (-effective_priority(a), a.fair_tag, a.enqueued_seq))
+    running: Counter = Counter(key for a in admitted for key in _keys(a))
+    order = sorted(waiting, key=lambda a: (not a.bypass_queue, -effective_priority(a), a.fair_tag, a.enqueued_seq))
     limits = _Limits(session)
     decisions: list[Decision] = []
     for position, a in enumerate(order, start=1):
-        reason = _blocked(a, qs, limits, total, per_user, per_team, per_org)
-        decisions.append(Decision(a, reason is None, reason, position))
-        if reason is None:
-            total += 1
-            per_user[a.user_id] += 1
-            if a.team_id:
-                per_team[a.team_id] += 1
-            if a.org_id:
-                per_org[a.org_id] += 1
+        decision = Decision(a, True, None, position)
+        for limit in limits.of(a):
+            now = running[_scope_key(limit)]
+            if now < limit.limit:
+                continue
+            if limit.action == "block":
+                decision.admit, decision.reason = False, _describe(limit, now, a)
+                break
+            decision.findings.append((limit.action, f"concurrent_jobs quota of {limit.source} ({limit.limit}) is "
+                                                    f"exceeded: {now + 1} jobs with this one"))
+        decisions.append(decision)
+        if decision.admit:
+            running.update(_keys(a))
     return decisions
-
-
-def _blocked(a: Admission, qs: QueueSettings, limits: _Limits, total: int, per_user: Counter, per_team: Counter,
-             per_org: Counter) -> str | None:
-    if qs.max_concurrent is not None and total >= qs.max_concurrent:
-        return f"all {qs.max_concurrent} slots are taken (max_concurrent)"
-    if qs.user_max_concurrent is not None and per_user[a.user_id] >= qs.user_max_concurrent:
-        return f"{a.username} already runs {per_user[a.user_id]} job(s) (user_max_concurrent {qs.user_max_concurrent})"
-    user_limit = limits.user(a)
-    if user_limit is not None and per_user[a.user_id] >= user_limit[0]:
-        return f"{user_limit[1]} ({user_limit[0]}) is reached"
-    team_limit = limits.of("team", a.team_id)
-    if team_limit is not None and per_team[a.team_id] >= team_limit:
-        return f"team {a.team_slug or a.team_id} runs {per_team[a.team_id]} job(s) (concurrent_jobs quota {team_limit})"
-    org_limit = limits.of("org", a.org_id)
-    if org_limit is not None and per_org[a.org_id] >= org_limit:
-        return f"org {a.org_slug or a.org_id} runs {per_org[a.org_id]} job(s) (concurrent_jobs quota {org_limit})"
-    return None
 
 
 def effective_priority(a: Admission) -> int:
@@ -126,8 +139,21 @@ def admit_pass(session: Session) -> list[Decision]:
             d.admission.admit_seq = _next_seq(qs)
             qs.virtual_time = max(qs.virtual_time or 0.0, d.admission.fair_tag)
             session.add(d.admission)
+            _record_findings(session, d)
     session.add(qs)
     return decisions
+
+
+def _record_findings(session: Session, d: Decision) -> None:
+    if not d.findings:
+        return
+    job = session.get(Job, d.admission.job_id)
+    if job is not None:
+        job.warnings = [*(job.warnings or []), *(message for _, message in d.findings)]
+        session.add(job)
+    for action, message in d.findings:
+        emit_event(session, "quota.exceeded" if action == "notify" else "quota.warning", d.admission.job_id,
+                   job.status if job else None, {"message": message})
 
 
 def enqueue(session: Session, row: Admission) -> Admission:

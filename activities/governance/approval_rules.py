@@ -1,36 +1,23 @@
-"""Approval rules: which submissions must wait for an approver, and who may approve them.
-
-Enabled rules are evaluated in order: higher ``priority`` first, ties by creation time (older
-first). The first rule that matches triggers the approval requirement. Before its condition is
-checked a rule is skipped when it is scoped away from the job (``applies_to_level`` not held by the
-submitter, ``applies_to_provider`` not matching the job's provider) or when the submitter holds one
-of its ``exempt_levels``: exemption means "this rule does not apply to you", so evaluation goes on
-to the next rule. Personal bypass (``job.bypass.approval``) is the caller's check, not this module's.
-"""
+"""Approval rules: which submissions must wait for an approver, and who may approve them. This
+module keeps the rules (conditions, validation, CRUD, their order); ``approval_match`` evaluates
+them against a submission. Personal bypass (``job.bypass.approval``) is the caller's check."""
 
 from __future__ import annotations
 
-import fnmatch
-import logging
-from dataclasses import dataclass
-from datetime import datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from activities.db.models import Job, utcnow
+from activities.db.models import utcnow
 from activities.db.models_approvals import ApprovalRule
 from activities.errors import Conflict, InvalidInput, NotFound
 from activities.audit.trail import audit
 from activities.identity.permissions import LEVEL_PRIORITY
 from activities.identity.principals import Principal
 from activities.secrets.tokens import new_id
-
-log = logging.getLogger(__name__)
 
 # name -> (threshold kind, description, example threshold); kinds: number | integer | glob | none
 CONDITIONS: dict[str, tuple[str, str, str | None]] = {
@@ -224,99 +211,3 @@ def delete(session: Session, rule_id: str, actor: Principal, ip: str | None) -> 
     session.delete(rule)
     audit(session, actor.username, "approval_rule.deleted", "approval_rule", rule_id,
           {"name": rule.name, "condition": rule.condition, "threshold": rule.threshold}, ip=ip)
-
-
-# ---- evaluation ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RuleContext:
-    """What the rules see of one submission (the job row may already exist: ``job_id`` is excluded
-    from the submitter's job counts)."""
-    job_id: str
-    user_id: str
-    levels: tuple[str, ...]
-    cost_estimate_usd: float | None
-    hardware_type: str | None
-    config_name: str
-    provider: str
-
-
-def _other_jobs(session: Session, ctx: RuleContext, since: datetime | None = None) -> int:
-    query = select(func.count()).select_from(Job).where(Job.owner_id == ctx.user_id, Job.id != ctx.job_id)
-    if since is not None:
-        query = query.where(col(Job.created_at) >= since)
-    return int(session.exec(query).one())
-
-
-def _glob(value: str | None, pattern: str | None) -> bool:
-    return value is not None and pattern is not None and fnmatch.fnmatchcase(value, pattern)
-
-
-def _in_scope(rule: ApprovalRule, ctx: RuleContext) -> bool:
-    if rule.applies_to_level and rule.applies_to_level not in ctx.levels:
-        return False
-    if rule.applies_to_provider and not _glob(ctx.provider, rule.applies_to_provider):
-        return False
-    return not set(rule.exempt_levels or ()) & set(ctx.levels)
-
-
-def _matches(session: Session, rule: ApprovalRule, ctx: RuleContext, now: datetime) -> bool:
-    condition, threshold = rule.condition, rule.threshold
-    if condition == "cost_exceeds":
-        return ctx.cost_estimate_usd is not None and ctx.cost_estimate_usd > float(threshold or "nan")
-    if condition == "hardware_type":
-        return _glob(ctx.hardware_type, threshold)
-    if condition == "config_pattern":
-        return _glob(ctx.config_name, threshold)
-    if condition == "provider":
-        return _glob(ctx.provider, threshold)
-    if condition == "daily_jobs_exceed":
-        midnight = datetime.combine(now.astimezone(timezone.utc).date(), time.min, tzinfo=timezone.utc)
-        return _other_jobs(session, ctx, since=midnight) + 1 > int(threshold or "")
-    if condition == "first_job":
-        return _other_jobs(session, ctx) == 0
-    log.warning("approval rule %s has unknown condition %r; skipped", rule.id, condition)
-    return False
-
-
-def evaluate(session: Session, ctx: RuleContext, now: datetime | None = None) -> ApprovalRule | None:
-    """The first enabled rule (in ``list_rules`` order) that applies to and matches the submission.
-
-    Conditions: ``cost_exceeds`` when the cost is known and strictly greater than the threshold;
-    ``hardware_type`` / ``config_pattern`` / ``provider``: case-sensitive glob on the hardware
-    type, config name and provider; ``first_job`` when the submitter has no other job row;
-    ``daily_jobs_exceed``: the submitter's jobs created since 00:00 UTC of ``now`` (default: the
-    current time), counting this job once whether or not its row exists yet, is strictly greater
-    than the threshold - threshold 5 lets 5 jobs a day through and stops the 6th; 0 stops every job.
-    A rule whose stored threshold cannot be read is logged and skipped.
-    """
-    now = now or utcnow()
-    for rule in list_rules(session, enabled=True):
-        if not _in_scope(rule, ctx):
-            continue
-        try:
-            if _matches(session, rule, ctx, now):
-                return rule
-        except ValueError:
-            log.warning("approval rule %s has an unreadable threshold %r; skipped", rule.id, rule.threshold)
-    return None
-
-
-_REASONS: dict[str, str] = {
-    "hardware_type": "hardware type {ctx.hardware_type!r} matches {t!r}",
-    "config_pattern": "config {ctx.config_name!r} matches {t!r}",
-    "provider": "provider {ctx.provider!r} matches {t!r}",
-    "daily_jobs_exceed": "more than {t} jobs submitted today (UTC)",
-    "first_job": "first job of this user",
-}
-
-
-def describe_match(rule: ApprovalRule, ctx: RuleContext) -> str:
-    """A human reason for the approval requirement, naming the rule."""
-    if rule.condition == "cost_exceeds":
-        cost = "unknown" if ctx.cost_estimate_usd is None else f"${ctx.cost_estimate_usd:,.2f}"
-        reason = f"estimated cost {cost} exceeds ${float(rule.threshold or 0):,.2f}"
-    else:
-        reason = _REASONS.get(rule.condition, "condition {c} matched").format(ctx=ctx, t=rule.threshold,
-                                                                              c=rule.condition)
-    return f"{reason} (rule {rule.name})"

@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from activities.db.models import User, UserLevel, utcnow
-from activities.db.models_approvals import ApprovalRequest, ApprovalToken
+from activities.db.models_approvals import ApprovalDecisionIntent, ApprovalRequest, ApprovalToken
 from activities.errors import NotFound
 from activities.audit.trail import audit, emit_event
 from activities.identity.permissions import LEVEL_PRIORITY, effective_permissions
@@ -49,9 +49,11 @@ def for_job(session: Session, job_id: str) -> ApprovalRequest:
     return req
 
 
-def visible(principal: Principal, req: ApprovalRequest) -> bool:
-    """Approvers see every request; everybody else only the requests of their own jobs."""
-    return principal.has("admin.approve") or req.user_id == principal.user_id
+def visible(principal: Principal, req: ApprovalRequest, channel: str = "rest") -> bool:
+    """Approvers see every request (through the queue routes: holders of ``queue.approve``);
+    everybody else only the requests of their own jobs."""
+    approver = principal.has("queue.approve" if channel == "queue" else "admin.approve")
+    return approver or req.user_id == principal.user_id
 
 
 def list_requests(session: Session, principal: Principal, status: str | None = None, job_id: str | None = None,
@@ -116,25 +118,80 @@ def close_request(session: Session, outcome: ApprovalOutcome) -> ApprovalRequest
 
 # ---- who may decide ----------------------------------------------------------------------------
 
-def decision_from(session: Session, user: User, decision: str, channel: str, comment: str | None,
-                  message_id: str | None = None) -> ApprovalDecision:
-    """Describe the actor with what the workflow's validator needs (levels, approve grants)."""
+def refusal(session: Session, req: ApprovalRequest, user: User | None, decision: str, channel: str) -> str | None:
+    """Why ``user`` may not ``decision`` the request through ``channel`` (from the database), or None.
+
+    Approving or rejecting needs ``admin.approve`` (``queue.approve`` through the queue routes), never
+    one's own job, and a level at least the rule's ``required_level`` unless that permission was
+    granted to the user personally. Cancelling is for the submitter or holders of ``job.cancel.all``."""
+    if user is None or not user.is_active:
+        return "the deciding account is unknown or disabled"
     levels = levels_of(session, user.id)
     overrides = overrides_of(session, user.id)
-    permissions = effective_permissions(levels, overrides) if user.is_active else frozenset()
-    return ApprovalDecision(decision=decision, actor_id=user.id, actor_name=user.username,
-                            level_priority=max((LEVEL_PRIORITY.get(lv, 0) for lv in levels), default=0),
-                            may_approve="admin.approve" in permissions,
-                            approve_granted=overrides.get("admin.approve") is True,
-                            may_cancel_any="job.cancel.all" in permissions, channel=channel,
-                            comment=comment, message_id=message_id)
+    permissions = effective_permissions(levels, overrides)
+    if decision == "cancel":
+        if user.id == req.user_id or "job.cancel.all" in permissions:
+            return None
+        return "only the submitter or someone who may cancel any job can cancel this request"
+    if user.id == req.user_id:
+        return "nobody approves or rejects their own job"
+    permission = "queue.approve" if channel == "queue" else "admin.approve"
+    level = max((LEVEL_PRIORITY.get(lv, 0) for lv in levels), default=0)
+    if not approver_eligible(req.required_level, level, permission in permissions, overrides.get(permission) is True):
+        return (f"{user.username} may not decide this request: it needs {permission} and the level "
+                f"{req.required_level!r} or higher")
+    return None
 
 
 def may_decide(session: Session, user: User, req: ApprovalRequest) -> bool:
-    if not user.is_active or user.id == req.user_id:
-        return False
-    d = decision_from(session, user, "approve", "rest", None)
-    return approver_eligible(req.required_level, d.level_priority, d.may_approve, d.approve_granted)
+    return refusal(session, req, user, "approve", "rest") is None
+
+
+def record_intent(session: Session, req: ApprovalRequest, user: User, decision: str, channel: str,
+                  comment: str | None, intent_id: str | None = None) -> ApprovalDecisionIntent:
+    """Record a decision an authenticated channel accepted, for the job's workflow to check and spend."""
+    intent = ApprovalDecisionIntent(id=intent_id or new_id("apd"), request_id=req.id, job_id=req.job_id,
+                                    actor_id=user.id, actor_name=user.username, decision=decision, channel=channel,
+                                    comment=comment)
+    session.add(intent)
+    return intent
+
+
+def decision_of(intent: ApprovalDecisionIntent) -> ApprovalDecision:
+    """The Workflow Update that asks the job's workflow to apply a recorded decision."""
+    return ApprovalDecision(decision=intent.decision, actor_id=intent.actor_id, actor_name=intent.actor_name,
+                            channel=intent.channel, comment=intent.comment, message_id=intent.id)
+
+
+def check_decision(session: Session, request_id: str, job_id: str, d: ApprovalDecision) -> tuple[str | None, str | None]:
+    """The workflow's check of an update: the decision must be one a channel recorded (same request,
+    actor and decision; not spent before) and its actor must still be allowed to make it. Spends the
+    record. Returns (kind of refusal: "forbidden" | "not_pending" | None, message); a refusal is audited."""
+    req = session.get(ApprovalRequest, request_id)
+    if req is None or req.job_id != job_id:
+        return _refuse(session, request_id, d, "forbidden", "no such approval request for this job")
+    intent = session.get(ApprovalDecisionIntent, d.message_id) if d.message_id else None
+    if (intent is None or intent.request_id != req.id or intent.actor_id != d.actor_id
+            or intent.decision != d.decision or intent.channel != d.channel):
+        return _refuse(session, req.id, d, "forbidden",
+                       "this decision was not recorded by the API or the mailbox: refused")
+    if intent.used_at is not None:
+        return _refuse(session, req.id, d, "not_pending", f"decision {intent.id} was already applied")
+    if req.status != "pending":
+        return _refuse(session, req.id, d, "not_pending", f"approval request {req.id} is already {req.status}")
+    why = refusal(session, req, session.get(User, intent.actor_id), intent.decision, intent.channel)
+    if why is not None:
+        return _refuse(session, req.id, d, "forbidden", why)
+    intent.used_at = utcnow()
+    session.add(intent)
+    return None, intent.actor_name
+
+
+def _refuse(session: Session, request_id: str, d: ApprovalDecision, kind: str, why: str) -> tuple[str, str]:
+    audit(session, d.actor_name or "unknown", "approval.decision_refused", "approval_request", request_id,
+          {"decision": d.decision, "reason": why, "channel": d.channel, "claimed_actor_id": d.actor_id,
+           "decision_id": d.message_id})
+    return kind, why
 
 
 def eligible_approvers(session: Session, req: ApprovalRequest) -> list[User]:

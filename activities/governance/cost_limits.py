@@ -1,7 +1,8 @@
 """Cost limits per provider: spend in the current period (UTC day, ISO week, month) against a limit.
 
-Spend = actual cost of the period's jobs that ran + the estimate of those still in flight, so a
-limit also holds back submissions that would overshoot it once they run.
+Spend = actual cost of the period's charged jobs that ran + the estimate of those still in flight,
+so a limit also holds back submissions that would overshoot it once they run. A job whose cost cannot
+be estimated is refused by a blocking limit (fail closed) and warned about by a warning one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from activities.db.models import Job, utcnow
 from activities.db.models_providers import ProviderConfig
 from activities.errors import Forbidden, InvalidInput
 from activities.audit.trail import audit
-from activities.governance.usage import IN_FLIGHT, day_start, month_start
+from activities.governance.usage import CHARGED, IN_FLIGHT, day_start, month_start
 
 PROVIDER_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 WARNING_SHARE = 0.8
@@ -70,17 +71,21 @@ def to_dict(row: ProviderConfig) -> dict[str, Any]:
             "cost_limit_action": row.cost_limit_action, "updated_at": row.updated_at, "updated_by": row.updated_by}
 
 
-def spend(session: Session, provider: str, since: datetime) -> float:
-    done = session.exec(select(func.coalesce(func.sum(Job.cost_usd), 0.0))
-                        .where(Job.target == provider, Job.created_at >= since)).one()
+def spend(session: Session, provider: str, since: datetime, exclude_job: str | None = None,
+          with_pending: bool = False) -> float:
+    where = [Job.target == provider, Job.created_at >= since,
+             col(Job.charge_state).in_((CHARGED, "pending") if with_pending else (CHARGED,))]
+    if exclude_job:
+        where.append(Job.id != exclude_job)
+    done = session.exec(select(func.coalesce(func.sum(Job.cost_usd), 0.0)).where(*where)).one()
     flying = session.exec(select(func.coalesce(func.sum(Job.cost_estimate_usd), 0.0))
-                          .where(Job.target == provider, Job.created_at >= since, col(Job.status).in_(IN_FLIGHT))).one()
+                          .where(*where, col(Job.status).in_(IN_FLIGHT))).one()
     return round(float(done) + float(flying), 4)
 
 
 def status(session: Session, row: ProviderConfig) -> dict[str, Any]:
     since = period_start(row.cost_limit_period)
-    spent = spend(session, row.provider, since)
+    spent = spend(session, row.provider, since, with_pending=True)
     limit = row.cost_limit_amount
     share = (spent / limit) if limit else (math.inf if spent > 0 and limit == 0 else 0.0)
     state = "disabled" if not row.cost_limit_enabled or limit is None else (
@@ -94,17 +99,21 @@ def all_status(session: Session) -> list[dict[str, Any]]:
     return [status(session, row) for row in rows]
 
 
-def check_submission(session: Session, provider: str, estimate: float | None) -> str | None:
+def check_submission(session: Session, provider: str, estimate: float | None,
+                     exclude_job: str | None = None, with_pending: bool = True) -> str | None:
     """Raise Forbidden naming the limit for ``block``; return a warning text for ``warn``."""
     row = session.get(ProviderConfig, provider)
     if row is None or not row.cost_limit_enabled or row.cost_limit_amount is None:
         return None
-    spent = spend(session, provider, period_start(row.cost_limit_period))
-    after = spent + (estimate or 0.0)
-    if after <= row.cost_limit_amount:
+    spent = spend(session, provider, period_start(row.cost_limit_period), exclude_job, with_pending)
+    limit = f"{row.cost_limit_period} cost limit of provider {provider!r} is ${row.cost_limit_amount:.2f}"
+    if estimate is None:
+        message = (f"{limit}, and the cost of this job cannot be estimated (the config needs estimated_hours and "
+                   f"a hardware_type with a known rate); ${spent:.2f} already committed")
+    elif spent + estimate <= row.cost_limit_amount:
         return None
-    message = (f"{row.cost_limit_period} cost limit of provider {provider!r} is ${row.cost_limit_amount:.2f}: "
-               f"${spent:.2f} already committed + ${estimate or 0.0:.2f} estimated for this job")
+    else:
+        message = f"{limit}: ${spent:.2f} already committed + ${estimate:.2f} estimated for this job"
     if row.cost_limit_action == "block":
         raise Forbidden(message + " (cost_limit_action block)")
     return message

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from activities.db.models import User
 from activities.db.models_orgs import Organization, Quota, Team
+from activities.db.models_queue import QueueSettings
 from activities.governance import usage
 from activities.identity.permissions import LEVEL_PRIORITY
 from activities.governance.usage import QUOTA_TYPES
@@ -86,12 +87,12 @@ def candidates(session: Session, user_id: str, levels: tuple[str, ...], team_id:
         elif quota_type in by_level:
             row = by_level[quota_type]
             put(_limit(row, f"level {row.scope_id}", "user", user_id))
-    team = session.get(Team, team_id) if team_id else None
-    for row in _rows(session, "team", [team.id] if team else []):
-        put(_limit(row, f"team {team.slug}", "team", team.id))
-    org = session.get(Organization, org_id) if org_id else None
-    for row in _rows(session, "org", [org.id] if org else []):
-        put(_limit(row, f"org {org.slug}", "org", org.id))
+    for scope, scope_id, model in (("team", team_id, Team), ("org", org_id, Organization)):
+        if not scope_id:
+            continue
+        named = session.get(model, scope_id)
+        for row in _rows(session, scope, [scope_id]):
+            put(_limit(row, f"{scope} {named.slug if named else scope_id}", scope, scope_id))
     return found
 
 
@@ -102,13 +103,36 @@ def _rank(limit: EffectiveLimit) -> tuple[float, int, int]:
 def effective_limits(session: Session, user_id: str, levels: tuple[str, ...], team_id: str | None,
                      org_id: str | None) -> dict[str, EffectiveLimit]:
     """The binding limit per quota type: org 100, team 20, user 50 gives 20 from the team."""
-    return {quota_type: min(found, key=_rank)
-            for quota_type, found in candidates(session, user_id, levels, team_id, org_id).items()}
+    found = candidates(session, user_id, levels, team_id, org_id)
+    concurrency = concurrency_limits(session, user_id, levels, team_id, org_id)
+    if concurrency:
+        found["concurrent_jobs"] = concurrency
+    return {quota_type: min(limits, key=_rank) for quota_type, limits in found.items()}
 
 
-def current_usage(session: Session, limit: EffectiveLimit) -> float | int:
-    """Usage of the limit's type on the scope the limit counts."""
-    value = usage.usage(session, limit.quota_type, limit.usage_scope, limit.usage_scope_id)  # type: ignore[arg-type]
+def concurrency_limits(session: Session, user_id: str, levels: tuple[str, ...], team_id: str | None,
+                       org_id: str | None) -> list[EffectiveLimit]:
+    """Every limit on how many jobs of this user, team and org may hold a slot at once: the queue's
+    global and per-user limits (``POST /api/queue/concurrency``, always blocking) and the
+    ``concurrent_jobs`` quotas of the user (or level), the team and the org. Admission checks each
+    against the usage of its scope; ``GET /api/quotas/me`` reports the most binding one."""
+    limits: list[EffectiveLimit] = []
+    queue = session.get(QueueSettings, 1)
+    if queue is not None and queue.max_concurrent is not None:
+        limits.append(EffectiveLimit("concurrent_jobs", queue.max_concurrent, "block", "the queue's max_concurrent",
+                                     "global", "", "", "global", ""))
+    if queue is not None and queue.user_max_concurrent is not None:
+        limits.append(EffectiveLimit("concurrent_jobs", queue.user_max_concurrent, "block",
+                                     "the queue's user_max_concurrent", "queue", "", "", "user", user_id))
+    limits += candidates(session, user_id, levels, team_id, org_id).get("concurrent_jobs", [])
+    return limits
+
+
+def current_usage(session: Session, limit: EffectiveLimit, exclude_job: str | None = None,
+                  with_pending: bool = True) -> float | int:
+    """Usage of the limit's type on the scope the limit counts (by default with jobs not evaluated yet)."""
+    value = usage.usage(session, limit.quota_type, limit.usage_scope, limit.usage_scope_id,  # type: ignore[arg-type]
+                        exclude_job, with_pending)
     return number(limit.quota_type, value)
 
 
@@ -124,25 +148,37 @@ def _describe(quota_type: str, after: float, limit: float) -> str:
 
 def check_submission(session: Session, user_id: str, levels: tuple[str, ...], team_id: str | None,
                      org_id: str | None, cost_estimate_usd: float | None,
-                     gpu_hours_estimate: float | None) -> list[QuotaFinding]:
+                     gpu_hours_estimate: float | None, exclude_job: str | None = None,
+                     with_pending: bool = True) -> list[QuotaFinding]:
     """The limits one more job would exceed (``daily_jobs``, ``monthly_cost_usd``,
     ``gpu_hours_monthly``; ``concurrent_jobs`` is admission's business).
 
     Each applicable limit - the user's (or level's), the team's and the org's, not only the smallest
     - is checked against the usage of its own scope plus this job (1 job, its estimated cost, its
-    estimated GPU-hours; an unknown estimate adds 0), so an organization ceiling used up by other
-    teams still binds. Call it before the job's row exists, or the job counts twice. Findings come
-    strictest action first, then smallest limit; ``message`` names the limit, its source and the
-    usage, not the action (the caller words the consequence).
+    estimated GPU-hours), so an organization ceiling used up by other teams still binds. The job
+    itself (``exclude_job``) is left out of the usage; ``with_pending`` counts jobs not evaluated yet
+    (the API's early check) or only those charged (the evaluation, which must never refuse a job for
+    another that may still be refused). Fail closed: a cost or GPU-hour estimate that
+    cannot be made exceeds every limit of that type, with the reason named. Findings come strictest
+    action first, then smallest limit; ``message`` names the limit, its source and the usage, not the
+    action (the caller words the consequence).
     """
-    adds = {"daily_jobs": 1.0, "monthly_cost_usd": float(cost_estimate_usd or 0.0),
-            "gpu_hours_monthly": float(gpu_hours_estimate or 0.0)}
+    adds = {"daily_jobs": 1.0, "monthly_cost_usd": cost_estimate_usd, "gpu_hours_monthly": gpu_hours_estimate}
     findings: list[tuple[tuple[float, int, int], QuotaFinding]] = []
     for quota_type, found in candidates(session, user_id, levels, team_id, org_id).items():
         if quota_type not in adds:
             continue
         for limit in found:
-            after = round(float(current_usage(session, limit)) + adds[quota_type], 4)
+            added = adds[quota_type]
+            if added is None:
+                what = "cost" if quota_type == "monthly_cost_usd" else "GPU-hours"
+                finding = QuotaFinding(quota_type, limit.limit, limit.limit, limit.action, limit.source,
+                                       f"{quota_type} quota of {limit.source} cannot be checked: the {what} of this "
+                                       "job cannot be estimated (the config needs estimated_hours and a hardware_type "
+                                       "with a known rate)")
+                findings.append(((-STRICTNESS.get(limit.action, 2), limit.limit, _BREADTH.get(limit.scope, 2)), finding))
+                continue
+            after = round(float(current_usage(session, limit, exclude_job, with_pending)) + float(added), 4)
             if after <= limit.limit:
                 continue
             message = (f"{quota_type} quota of {limit.source} would be exceeded: "

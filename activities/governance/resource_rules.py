@@ -2,7 +2,10 @@
 
 For each resource type, the rules of the caller's levels whose glob matches the value are
 considered: any matching ``allow`` wins ("most permissive wins"); otherwise a matching ``deny``
-refuses; with no matching rule the resource is allowed.
+refuses; with no matching rule the resource is allowed. Hardware globs match normalised hardware
+types with or without a ``gpu-``/``nvidia-`` prefix (``gpu-t4*`` matches ``t4``). Fail closed: a job
+that names no hardware is refused where the levels' rules deny some hardware, since what it would
+run on cannot be checked.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from activities.audit.trail import audit
 from activities.identity.permissions import LEVEL_PRIORITY
 from activities.identity.principals import Principal
 from activities.secrets.tokens import new_id
+from workflows.contracts import hardware_matches
 
 RESOURCE_TYPES = ("config", "hardware", "provider")
 
@@ -86,15 +90,35 @@ def delete(session: Session, rule_id: str, actor: Principal, ip: str | None) -> 
           ip=ip)
 
 
+def _rules(session: Session, levels: tuple[str, ...], resource_type: str) -> list[ResourceRule]:
+    return list(session.exec(select(ResourceRule).where(ResourceRule.resource_type == resource_type,
+                                                        col(ResourceRule.level).in_(levels))))
+
+
+def _matches(rule: ResourceRule, value: str) -> bool:
+    if rule.resource_type == "hardware":
+        return hardware_matches(rule.pattern, value)
+    return fnmatch.fnmatchcase(value, rule.pattern)
+
+
+def denial(session: Session, levels: tuple[str, ...], resource_type: str, value: str | None) -> str | None:
+    """Why ``value`` is not allowed for these levels, or None when it is."""
+    rules = _rules(session, levels, resource_type)
+    if value is None:
+        restricting = next((r for r in rules if r.action == "deny"), None)
+        if resource_type == "hardware" and restricting is not None:
+            return (f"the config names no hardware_type, and hardware is restricted for your level by resource "
+                    f"{describe(restricting)}: set hardware_type on the config")
+        return None
+    matching = [r for r in rules if _matches(r, value)]
+    if any(r.action == "allow" for r in matching):
+        return None
+    denied = next((r for r in matching if r.action == "deny"), None)
+    return f"{resource_type} {value!r} is denied by resource {describe(denied)}" if denied is not None else None
+
+
 def check(session: Session, levels: tuple[str, ...], resource_type: str, value: str | None) -> None:
     """Raise Forbidden naming the denying rule when ``value`` is not allowed for these levels."""
-    if value is None:
-        return
-    rules = session.exec(select(ResourceRule).where(ResourceRule.resource_type == resource_type,
-                                                    col(ResourceRule.level).in_(levels)))
-    matching = [r for r in rules if fnmatch.fnmatchcase(value, r.pattern)]
-    if any(r.action == "allow" for r in matching):
-        return
-    denied = next((r for r in matching if r.action == "deny"), None)
-    if denied is not None:
-        raise Forbidden(f"{resource_type} {value!r} is denied by resource {describe(denied)}")
+    reason = denial(session, levels, resource_type, value)
+    if reason is not None:
+        raise Forbidden(reason)

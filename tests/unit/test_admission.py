@@ -125,3 +125,40 @@ def test_priority_override(db):
     assert admitted_now(db) == ["second"]
     with pytest.raises(Exception, match="already admitted"):
         admission.set_priority(db, "second", 1)
+
+
+def test_past_a_warn_or_notify_limit_the_job_is_admitted_with_a_warning(db):
+    from activities.db.models import Job, JobEvent
+
+    db.add(Quota(id="qw", scope="team", scope_id="nlp", quota_type="concurrent_jobs", limit_value=1, action="warn"))
+    db.add(Quota(id="qn", scope="team", scope_id="cv", quota_type="concurrent_jobs", limit_value=1, action="notify"))
+    for job in ("n1", "n2", "c1", "c2"):
+        db.add(Job(id=job, owner_id="u", owner_name="u", config_name="c", target="auto", request_hash=""))
+    for job, user, team in (("n1", "a", "nlp"), ("n2", "b", "nlp"), ("c1", "c", "cv"), ("c2", "d", "cv")):
+        add(db, job, user, team=team)
+    assert sorted(admitted_now(db)) == ["c1", "c2", "n1", "n2"]
+    db.commit()
+    assert db.get(Job, "n1").warnings == [] and db.get(Job, "c1").warnings == []
+    assert "concurrent_jobs quota of team nlp (1) is exceeded" in db.get(Job, "n2").warnings[0]
+    assert "concurrent_jobs quota of team cv (1) is exceeded" in db.get(Job, "c2").warnings[0]
+    events = {(e.job_id, e.event_type) for e in db.exec(select(JobEvent))}
+    assert ("n2", "quota.warning") in events and ("c2", "quota.exceeded") in events
+    assert not {e for e in events if e[0] in ("n1", "c1")}
+
+
+def test_job_bypass_queue_skips_the_line_but_never_a_limit(db):
+    admission.set_limits(db, 1, 1, "t")
+    add(db, "busy", "z")
+    assert admitted_now(db) == ["busy"]
+    add(db, "l1", "lea", priority=30, level="lead")
+    admission.enqueue(db, Admission(job_id="b1", user_id="boss", username="boss", priority=10, level="viewer",
+                                    bypass_queue=True))
+    admission.enqueue(db, Admission(job_id="b2", user_id="boss", username="boss", priority=10, level="viewer",
+                                    bypass_queue=True))
+    line = [d.admission.job_id for d in admission.plan(db)]
+    assert line == ["b1", "b2", "l1"]  # ahead of a higher priority...
+    assert admitted_now(db) == []  # ...but the global limit still holds everyone
+    admission.release(db, "busy")
+    assert admitted_now(db) == ["b1"]
+    admission.set_limits(db, 5, 1, "t")
+    assert admitted_now(db) == ["l1"]  # b2 waits: its user's limit (1) is reached even though it bypasses

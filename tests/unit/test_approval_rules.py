@@ -14,7 +14,9 @@ from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import AuditEntry, Job
 from activities.errors import Conflict, InvalidInput, NotFound
 from activities.governance import approval_rules as ar
-from activities.governance.approval_rules import RuleContext, RuleCreate, RulePatch
+from activities.governance import approval_match as am
+from activities.governance.approval_match import RuleContext
+from activities.governance.approval_rules import RuleCreate, RulePatch
 from activities.identity.principals import Principal
 
 ADMIN = Principal(user_id="u_admin", username="admin", levels=("admin",), permissions=frozenset())
@@ -51,7 +53,7 @@ def job(db: Session, job_id: str, created_at: datetime, owner: str = "u1") -> No
 
 
 def fired(db: Session, c: RuleContext, now: datetime = NOW) -> str | None:
-    rule = ar.evaluate(db, c, now=now)
+    rule = am.evaluate(db, c, now=now)
     return rule.name if rule else None
 
 
@@ -150,11 +152,11 @@ def test_patch_revalidates_the_merged_rule(db):
 def test_every_condition(db):
     cases = [
         ({"condition": "cost_exceeds", "threshold": "50"}, {"cost_estimate_usd": 50.01}, {"cost_estimate_usd": 50.0}),
-        ({"condition": "cost_exceeds", "threshold": "50"}, {"cost_estimate_usd": 100.0}, {"cost_estimate_usd": None}),
+        ({"condition": "cost_exceeds", "threshold": "50"}, {"cost_estimate_usd": None}, {"cost_estimate_usd": 49.99}),
         ({"condition": "hardware_type", "threshold": "a100*"}, {"hardware_type": "a100-80gb"},
          {"hardware_type": "h100"}),
         ({"condition": "hardware_type", "threshold": "a100*"}, {"hardware_type": "a100"}, {"hardware_type": "A100"}),
-        ({"condition": "hardware_type", "threshold": "*"}, {"hardware_type": "cpu"}, {"hardware_type": None}),
+        ({"condition": "hardware_type", "threshold": "a100*"}, {"hardware_type": None}, {"hardware_type": "t4"}),
         ({"condition": "config_pattern", "threshold": "prod-*"}, {"config_name": "prod-run"}, {"config_name": "dev"}),
         ({"condition": "provider", "threshold": "replicate"}, {"provider": "replicate"}, {"provider": "local"}),
         ({"condition": "provider", "threshold": "w*"}, {"provider": "worker"}, {"provider": "auto"}),
@@ -234,18 +236,32 @@ def test_applies_to_level_and_provider_scope_rules(db):
     assert fired(db, ctx(levels=("lead",), provider="Replicate")) is None  # globs are case-sensitive
 
 
-def test_unreadable_stored_threshold_is_skipped(db):
+def test_a_rule_that_cannot_be_read_applies_and_says_why(db):
+    """Fail closed: an unreadable threshold or an unknown condition (written by an older or newer
+    version, or by hand) makes the rule apply, with the reason named."""
     bad = add(db, name="bad", condition="cost_exceeds", threshold="5", priority=9)
     bad.threshold = "five"
     db.add(bad)
     db.commit()
     add(db, name="good", condition="first_job")
-    assert fired(db, ctx()) == "good"
+    assert fired(db, ctx()) == "bad"
+    assert "unreadable threshold 'five'" in am.describe_match(bad, ctx())
+    bad.condition, bad.threshold = "moon_phase", None
+    db.add(bad)
+    db.commit()
+    assert fired(db, ctx()) == "bad"
+    assert "unknown condition 'moon_phase'" in am.describe_match(bad, ctx())
+
+
+def test_an_unknown_cost_exceeds_every_threshold(db):
+    rule = add(db, name="pricey", condition="cost_exceeds", threshold="1000000")
+    assert fired(db, ctx(cost_estimate_usd=None)) == "pricey"
+    assert "cannot be estimated" in am.describe_match(rule, ctx(cost_estimate_usd=None))
 
 
 def test_describe_match_gives_a_reason_naming_the_rule(db):
     rule = add(db, name="high_cost", condition="cost_exceeds", threshold="50")
-    assert ar.describe_match(rule, ctx(cost_estimate_usd=100.0)) == \
+    assert am.describe_match(rule, ctx(cost_estimate_usd=100.0)) == \
         "estimated cost $100.00 exceeds $50.00 (rule high_cost)"
     reasons = {
         "hardware_type": ("a100*", "hardware type 'a100-80gb' matches 'a100*' (rule r1)"),
@@ -255,7 +271,7 @@ def test_describe_match_gives_a_reason_naming_the_rule(db):
         "first_job": (None, "first job of this user (rule r5)"),
     }
     for condition, (threshold, text) in reasons.items():
-        assert ar.describe_match(add(db, condition=condition, threshold=threshold), ctx()) == text
+        assert am.describe_match(add(db, condition=condition, threshold=threshold), ctx()) == text
 
 
 def test_conditions_catalogue():

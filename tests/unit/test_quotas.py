@@ -178,9 +178,11 @@ def test_check_submission_reports_exceeded_limits(db, acme):
         ("monthly_cost_usd", 100.0, 110.0, "warn", "team ml-research")]
     assert "daily_jobs quota of user jsmith would be exceeded" in found[0].message and "limit 2" in found[0].message
     assert "$110.00" in found[1].message and "$100.00" in found[1].message
-    found = check(None, 45.0)
+    found = check(None, 45.0)  # an unknown cost exceeds the cost quota (fail closed), with the reason named
     assert [(f.quota_type, f.usage_after, f.action) for f in found] == [("daily_jobs", 3, "block"),
-                                                                         ("gpu_hours_monthly", 55.0, "notify")]
+                                                                         ("gpu_hours_monthly", 55.0, "notify"),
+                                                                         ("monthly_cost_usd", 100.0, "warn")]
+    assert "cannot be estimated" in found[2].message
 
 
 def test_org_ceiling_used_up_by_another_team_still_binds(db, acme):
