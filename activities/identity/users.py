@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from activities.db.models import ApiKey, AuthSession, PermissionOverride, User, UserLevel, utcnow
@@ -19,7 +16,7 @@ from activities.audit.trail import audit
 from activities.identity import org_members
 from activities.identity.permissions import LEVEL_PRIORITY, PERMISSIONS, effective_permissions, highest_level
 from activities.identity.principals import Principal, levels_of, overrides_of
-from activities.secrets.tokens import hash_token, new_id, new_token
+from activities.secrets.tokens import new_id
 
 log = logging.getLogger(__name__)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
@@ -252,62 +249,3 @@ def _revoke_sessions(session: Session, user_id: str) -> None:
 
 def _name(actor: Principal | str) -> str:
     return actor if isinstance(actor, str) else actor.username
-
-
-def bootstrap_admin(session_factory, token_path: Path, configured_token: str | None) -> bool:
-    """On an empty database create the admin account and its API key. Returns True if it did.
-
-    The key is ``configured_token`` when given, else generated and written once to ``token_path``
-    (mode 0600). The key itself is never logged.
-    """
-    with session_factory() as session:
-        if session.exec(select(User)).first() is not None:
-            return False
-        token = configured_token or new_token("st")
-        admin = User(id=new_id("u"), username="admin", level="admin")
-        session.add(admin)
-        session.flush()
-        session.add(UserLevel(user_id=admin.id, level="admin"))
-        session.add(ApiKey(id=new_id("k"), user_id=admin.id, name="bootstrap", key_hash=hash_token(token),
-                           prefix=token[:8]))
-        audit(session, "system:bootstrap", "user.created", "user", admin.id, {"username": "admin", "levels": ["admin"]})
-        try:
-            session.commit()
-        except IntegrityError:  # another process bootstrapped at the same time
-            session.rollback()
-            return False
-    if not configured_token:
-        token_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        os.chmod(token_path, 0o600)
-        log.info("bootstrap admin created; its API key was written to %s", token_path)
-    else:
-        log.info("bootstrap admin created with the key from SIMPLETUNER_ADMIN_TOKEN")
-    return True
-
-
-def backfill_levels(session_factory) -> int:
-    """Accounts made before levels had their own table get their stored level as a level row."""
-    with session_factory() as session:
-        bare = list(session.exec(select(User).where(~col(User.id).in_(select(UserLevel.user_id)))))
-        for user in bare:
-            session.add(UserLevel(user_id=user.id, level=user.level if user.level in LEVEL_PRIORITY else "viewer"))
-        session.commit()
-    return len(bare)
-
-
-def ensure_service_identity(session_factory, username: str, level: str) -> None:
-    """The account internal-network callers act as: no password, the configured level."""
-    with session_factory() as session:
-        user = session.exec(select(User).where(User.username == username)).first()
-        if user is None:
-            user = User(id=new_id("u"), username=username, auth_source="bypass", display_name="internal networks")
-            session.add(user)
-            session.flush()
-            audit(session, "system:network", "user.created", "user", user.id, {"username": username, "levels": [level]})
-        elif user.auth_source != "bypass":
-            raise Conflict(f"network.bypass_identity {username!r} is an existing {user.auth_source} account")
-        set_levels(session, user, [level])
-        session.commit()

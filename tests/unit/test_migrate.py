@@ -10,7 +10,7 @@ from activities.db.engine import init_db, make_engine, session
 from activities.db.models import UserLevel
 from activities.identity.principals import authenticate_key
 from activities.secrets.tokens import hash_token
-from activities.identity.users import backfill_levels
+from activities.identity.bootstrap import backfill_levels
 
 
 def test_old_user_table_is_upgraded_and_admin_keeps_admin(tmp_path):
