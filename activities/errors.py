@@ -34,6 +34,11 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class Gone(DomainError):
+    """What was asked for no longer exists for the caller (an agent's claim on a finished job)."""
+    status_code = 410
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
 

@@ -10,22 +10,38 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
 
 class ConfigFileError(ValueError):
     """The enterprise config file is unreadable or invalid; the message names file and key."""
 
 
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{0,199}$"
+
+
 class TemporalSettings(BaseModel):
+    """``temporal:`` block. ``namespace`` is the control namespace (job workflows, approvals, admission,
+    the mailbox watcher), which only the API and worker hosts reach; ``gpu_namespace`` is the one GPU
+    agents are given; ``nexus_endpoint`` is how job workflows reach it."""
     model_config = ConfigDict(extra="forbid")
     address: str = "127.0.0.1:7233"
-    namespace: str = "default"
+    namespace: str = Field("default", pattern=NAME_PATTERN)
+    gpu_namespace: str = Field("simpletuner-gpu", pattern=NAME_PATTERN)
+    nexus_endpoint: str = Field("simpletuner-gpu-dispatch", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,198}[A-Za-z0-9]$")
     tls: bool = False
     tls_ca_path: str | None = None
     tls_cert_path: str | None = None
     tls_key_path: str | None = None
+    api_key: str | None = None  # the control plane's own credential on a secured cluster
     public_address: str | None = None  # what agents on other machines should dial
+
+    @model_validator(mode="after")
+    def _two_planes(self) -> "TemporalSettings":
+        if self.gpu_namespace == self.namespace:
+            raise ValueError(f"gpu_namespace must differ from namespace ({self.namespace!r}): GPU agents are given "
+                             "the GPU namespace, and must never reach the control namespace")
+        return self
 
 
 class NetworkSettings(BaseModel):
@@ -100,6 +116,7 @@ class Settings(BaseModel):
     heartbeat_timeout_seconds: float = Field(120.0, gt=0)
     job_max_attempts: int = Field(3, ge=1)
     placement_recheck_seconds: float = Field(15.0, gt=0)
+    dispatch_start_timeout_seconds: float = Field(600.0, gt=0)  # an attempt no agent of its pool starts: replaced
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_upload_bytes: int = Field(8 * 1024**3, gt=0)
     log_level: str = "INFO"
@@ -137,6 +154,9 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_DATABASE_URL": "database_url",
     "SIMPLETUNER_TEMPORAL_ADDRESS": "temporal.address",
     "SIMPLETUNER_TEMPORAL_NAMESPACE": "temporal.namespace",
+    "SIMPLETUNER_TEMPORAL_GPU_NAMESPACE": "temporal.gpu_namespace",
+    "SIMPLETUNER_TEMPORAL_NEXUS_ENDPOINT": "temporal.nexus_endpoint",
+    "SIMPLETUNER_TEMPORAL_API_KEY": "temporal.api_key",
     "SIMPLETUNER_TEMPORAL_TLS": "temporal.tls",
     "SIMPLETUNER_TEMPORAL_TLS_CA": "temporal.tls_ca_path",
     "SIMPLETUNER_TEMPORAL_TLS_CERT": "temporal.tls_cert_path",
@@ -149,6 +169,7 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_HEARTBEAT_TIMEOUT": "heartbeat_timeout_seconds",
     "SIMPLETUNER_JOB_MAX_ATTEMPTS": "job_max_attempts",
     "SIMPLETUNER_PLACEMENT_RECHECK_SECONDS": "placement_recheck_seconds",
+    "SIMPLETUNER_DISPATCH_START_TIMEOUT": "dispatch_start_timeout_seconds",
     "SIMPLETUNER_MAX_BODY_BYTES": "max_body_bytes",
     "SIMPLETUNER_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "SIMPLETUNER_LOG_LEVEL": "log_level",

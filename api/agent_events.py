@@ -7,7 +7,7 @@ import logging
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.errors import Conflict
+from activities.errors import Conflict, Unavailable
 from workflows.contracts import AGENT_STARTED_SIGNAL, AGENTS_CHANGED_SIGNAL, TRAINING_WORKFLOW, AgentStarted
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,15 @@ async def signal_agent_started(client: Client, job_id: str, started: AgentStarte
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Conflict(f"job {job_id} is no longer running") from exc
-        raise
+        raise Unavailable(f"cannot tell job {job_id} about the claim yet ({exc.message}); claim again") from exc
+
+
+async def tell_agent_started(client: Client, job_id: str, started: AgentStarted) -> None:
+    """``signal_agent_started`` after the answer was sent: failures are logged, not raised."""
+    try:
+        await signal_agent_started(client, job_id, started)
+    except (Conflict, Unavailable) as exc:
+        log.warning("could not tell job %s about the claim of attempt %s: %s", job_id, started.attempt, exc.detail)
 
 
 async def nudge_queued_jobs(client: Client) -> None:

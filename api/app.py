@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from activities.runtime import load_config_dir, open_database
-from activities.identity.users import backfill_levels, bootstrap_admin, ensure_service_identity
+from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensure_service_identity
 from activities.settings import Settings
 from activities.temporal.client import connect, ensure_search_attributes
 from api import errors

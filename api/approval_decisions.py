@@ -40,28 +40,36 @@ class BulkBody(BaseModel):
 
 async def decide(db: Database, client: Client, principal: Principal, request_id: str,
                  decision: Literal["approve", "reject", "cancel"], comment: str | None,
-                 ip: str | None) -> dict:
+                 ip: str | None, channel: Literal["rest", "queue"] = "rest") -> dict:
+    """Check the caller may decide (403/409 at once), record the decision, then ask the job's workflow
+    to apply it: its update handler checks the recorded decision against the database again."""
     def prepare() -> tuple[str, ApprovalDecision]:
         with db.session() as session:
             req = approvals.get(session, request_id)
-            if not approvals.visible(principal, req):
+            if not approvals.visible(principal, req, channel):
                 raise NotFound(f"approval request {request_id!r} not found")
             user = users.find(session, principal.user_id)
             if user is None:
                 raise Forbidden("only user accounts can decide approval requests")
-            update = approvals.decision_from(session, user, decision, "rest", comment)
             if req.status != "pending":
                 raise Conflict(f"approval request {req.id} is already {req.status}")
-            return req.job_id, update
+            why = approvals.refusal(session, req, user, decision, channel)
+            if why is not None:
+                _audit_refusal(session, principal, request_id, decision, why, ip, channel)
+                session.commit()
+                raise Forbidden(why)
+            intent = approvals.record_intent(session, req, user, decision, channel, comment)
+            session.commit()
+            return req.job_id, approvals.decision_of(intent)
 
     job_id, update = await asyncio.to_thread(prepare)  # never wait for SQLite's lock on the event loop
     try:
-        await client.get_workflow_handle(job_id).execute_update(APPROVAL_DECISION_UPDATE, update,
+        await client.get_workflow_handle(job_id).execute_update(APPROVAL_DECISION_UPDATE, update, id=update.message_id,
                                                                 result_type=ApprovalOutcome)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(exc)
-        await asyncio.to_thread(_audit_refusal, db, principal, request_id, decision, message, ip)
+        await asyncio.to_thread(_audit_refusal_tx, db, principal, request_id, decision, message, ip, channel)
         if isinstance(cause, ApplicationError) and cause.type == ERR_APPROVAL_FORBIDDEN:
             raise Forbidden(message) from None
         raise Conflict(message) from None
@@ -71,6 +79,12 @@ async def decide(db: Database, client: Client, principal: Principal, request_id:
         state = await asyncio.to_thread(_status, db, request_id)
         raise Conflict(f"approval request {request_id} is already {state} (the job has ended)") from None
     return await asyncio.to_thread(_read, db, request_id)
+
+
+def for_job(db: Database, job_id: str) -> str:
+    """The approval request of a job (the queue routes decide by job id)."""
+    with db.session() as session:
+        return approvals.for_job(session, job_id).id
 
 
 def _read(db: Database, request_id: str) -> dict:
@@ -83,11 +97,16 @@ def _status(db: Database, request_id: str) -> str:
         return approvals.get(session, request_id).status
 
 
-def _audit_refusal(db: Database, principal: Principal, request_id: str, decision: str, why: str,
-                   ip: str | None) -> None:
+def _audit_refusal(session, principal: Principal, request_id: str, decision: str, why: str, ip: str | None,
+                   channel: str) -> None:
+    audit(session, principal.username, "approval.decision_refused", "approval_request", request_id,
+          {"decision": decision, "reason": why, "channel": channel}, ip=ip)
+
+
+def _audit_refusal_tx(db: Database, principal: Principal, request_id: str, decision: str, why: str,
+                      ip: str | None, channel: str) -> None:
     with db.session() as session:
-        audit(session, principal.username, "approval.decision_refused", "approval_request", request_id,
-              {"decision": decision, "reason": why, "channel": "rest"}, ip=ip)
+        _audit_refusal(session, principal, request_id, decision, why, ip, channel)
         session.commit()
 
 

@@ -1,4 +1,4 @@
-"""Starting a job: validate, derive the job id, start TrainingJobWorkflow, write the pending row."""
+"""Starting a job: check every policy, derive the job id, record the submission, start TrainingJobWorkflow."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from sqlalchemy.exc import IntegrityError
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
-from activities.errors import InvalidInput, NotFound
-from activities.runtime import Database
-from activities.jobs import configs
-from activities.jobs import jobs
-from activities.governance import resource_rules
-from api import submission_checks
+from activities.errors import Unavailable
+from activities.governance import policy
 from activities.identity.principals import Principal
+from activities.jobs import jobs
+from activities.runtime import Database
 from activities.settings import Settings
 from workflows.contracts import (
     CONTROL_TASK_QUEUE, TRAINING_WORKFLOW, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,
@@ -43,38 +43,43 @@ def request_hash(body: SubmitBody) -> str:
 
 async def submit(body: SubmitBody, principal: Principal, db: Database, client: Client, settings: Settings,
                  ip: str | None) -> tuple[dict, bool]:
-    """Returns (job dict, created). Nothing is written unless the workflow started."""
+    """Returns (job dict, created). Every policy is checked first, to answer 4xx at once; then the
+    submission is recorded and its workflow started, whose evaluation applies the same policies again
+    from what was recorded here (and charges the job, atomically)."""
     job_id = job_id_for(principal.user_id, body.idempotency_key, uuid.uuid4().hex)
     sub = JobSubmission(job_id=job_id, owner_id=principal.user_id, owner_name=principal.username,
                         config_name=body.config_name, target=body.target, worker_labels=body.worker_labels,
                         gpu_count=body.gpu_count, priority=body.priority, idempotency_key=body.idempotency_key,
-                        team=body.team,
-                        request_hash=request_hash(body), max_attempts=settings.job_max_attempts,
+                        team=body.team, request_hash=request_hash(body), max_attempts=settings.job_max_attempts,
                         heartbeat_timeout_seconds=settings.heartbeat_timeout_seconds,
                         placement_recheck_seconds=settings.placement_recheck_seconds)
-    def check() -> tuple[dict | None, list]:
+
+    def record() -> tuple[dict, bool]:
         with db.session() as session:
-            try:
-                config = configs.get(session, body.config_name)
-            except NotFound:
-                raise InvalidInput(f"unknown config_name {body.config_name!r}") from None
-            resource_rules.check(session, principal.levels, "config", config.name)
-            resource_rules.check(session, principal.levels, "hardware", config.hardware_type)
-            resource_rules.check(session, principal.levels, "provider", body.target)
             existing = jobs.find(session, job_id)
             if existing is not None:
                 jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request
-                return jobs.to_dict(existing), []
-            # raises Forbidden for a blocking quota or cost limit
-            return None, submission_checks.check(session, principal, body.team, body.target, config, body.gpu_count,
-                                                 settings)
+                return jobs.to_dict(existing), False
+            verdict = policy.evaluate(session, policy.Submission(
+                owner_id=principal.user_id, config_name=body.config_name, target=body.target,
+                gpu_count=body.gpu_count, priority=body.priority, team=body.team),
+                settings.cost.hourly_rates_usd, settings.approval_timeout_hours * 3600.0, early=True)  # 4xx
+            job, _ = jobs.create_pending(session, sub, ip=ip)
+            jobs.note_estimates(job, verdict.cost_estimate_usd, verdict.hourly_rate_usd, verdict.gpu_hours_estimate,
+                                verdict.gpu_count)
+            job.warnings = [f.message for f in verdict.findings]
+            session.add(job)
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent request with the same idempotency key recorded it first
+                session.rollback()
+                replay, _ = jobs.create_pending(session, sub)
+                return jobs.to_dict(replay), False
+            return jobs.to_dict(job), True
 
     # the database work runs in a thread: a writer waiting for SQLite's lock must not block the event loop
-    replayed, findings = await asyncio.to_thread(check)
-    if replayed is not None:
-        return replayed, False
-    created = True
-    try:
+    job, created = await asyncio.to_thread(record)
+    try:  # also for a replay: the request that recorded it may have died before starting the workflow
         await client.start_workflow(
             TRAINING_WORKFLOW, sub, id=job_id, task_queue=CONTROL_TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -83,13 +88,17 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
                 SearchAttributePair(SA_CONFIG_NAME, body.config_name), SearchAttributePair(SA_JOB_TARGET, body.target)]),
             static_summary=f"{body.config_name} by {principal.username} ({body.target})")
     except WorkflowAlreadyStartedError:
-        created = False  # a concurrent request with the same idempotency key won
-    def insert() -> dict:
-        with db.session() as session:
-            job, _ = jobs.create_pending(session, sub, ip=ip)  # the workflow's evaluation may have inserted it
-            if created:  # this request started the workflow: its findings belong to the job
-                submission_checks.record(session, job, findings)
-            session.commit()
-            return jobs.to_dict(job)
+        pass
+    except RPCError as exc:
+        if not created:
+            raise Unavailable(f"Temporal is unavailable ({exc.message}); try again") from None
+        await asyncio.to_thread(_start_failed, db, job_id, exc.message)
+        raise Unavailable(f"job {job_id} could not be started, Temporal is unavailable ({exc.message}); "
+                          "submit it again") from None
+    return job, created
 
-    return await asyncio.to_thread(insert), created
+
+def _start_failed(db: Database, job_id: str, why: str) -> None:
+    with db.session() as session:
+        jobs.fail_unstarted(session, job_id, f"the job's workflow could not be started: {why}")
+        session.commit()

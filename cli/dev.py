@@ -110,7 +110,9 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     python = sys.executable
     try:
-        stack.start("temporal", dev_server_argv(data_dir / "temporal.db", int(port), 8233, ip=host or "127.0.0.1"), env)
+        namespaces = (settings.temporal.namespace, settings.temporal.gpu_namespace)
+        stack.start("temporal", dev_server_argv(data_dir / "temporal.db", int(port), 8233, ip=host or "127.0.0.1",
+                                                namespaces=namespaces), env)
         _wait("Temporal", lambda: subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address",
                                                   settings.temporal.address], capture_output=True).returncode == 0,
               stack)

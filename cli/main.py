@@ -46,9 +46,12 @@ def _dev(args: argparse.Namespace) -> int:
 def _temporal_dev(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from activities.settings import load_settings
     from cli.temporal_dev import dev_server_argv
 
-    argv = dev_server_argv(Path(args.db_file) if args.db_file else None, args.port, args.ui_port)
+    temporal = load_settings().temporal
+    argv = dev_server_argv(Path(args.db_file) if args.db_file else None, args.port, args.ui_port,
+                           namespaces=(temporal.namespace, temporal.gpu_namespace))
     os.execv(argv[0], argv)
     return 0  # not reached
 

@@ -34,9 +34,12 @@ def search_attribute_flags() -> list[str]:
 
 
 def dev_server_argv(db_file: Path | None, port: int = 7233, ui_port: int = 8233, headless: bool = False,
-                    ip: str = "127.0.0.1") -> list[str]:
-    argv = [temporal_binary(), "server", "start-dev", "--ip", ip, "--port", str(port),
-            "--namespace", "default", "--log-level", "warn"]
+                    ip: str = "127.0.0.1", namespaces: tuple[str, ...] = ("default",)) -> list[str]:
+    """The dev server with the project's dynamic config and search attributes; ``namespaces`` are
+    created at launch (the control namespace and the GPU namespace)."""
+    argv = [temporal_binary(), "server", "start-dev", "--ip", ip, "--port", str(port), "--log-level", "warn"]
+    for namespace in dict.fromkeys(("default", *namespaces)):
+        argv += ["--namespace", namespace]
     argv += ["--db-filename", str(db_file)] if db_file else []
     argv += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     for value in DYNAMIC_CONFIG:

@@ -1,9 +1,14 @@
-"""The ``run_training`` activity: claim the attempt, run the process, report, upload outputs.
+"""The ``run_training`` activity: claim the attempt, run what the claim's answer says, report, upload.
 
-Outcomes (see PROTOCOL.md): exit 0 → ``TrainingOutcome``; non-zero exit →
-non-retryable ``ERR_TRAINING_FAILED``; refused claim or agent shutdown →
-``ERR_AGENT_UNAVAILABLE`` (the job runs elsewhere); cancellation or a lost job → the process
-group is killed and the cancellation propagates. A lost job (409 while reporting) raises
+The task names only a job and an attempt; what to run (command, args, env) comes from the API's
+answer to the claim, which the API gives only for an attempt dispatched to this agent's pool and not
+claimed by another agent. Anything else in the task is ignored.
+
+Outcomes (see PROTOCOL.md): exit 0 → outputs uploaded, ``exited`` reported, ``TrainingOutcome``;
+non-zero exit → ``exited`` reported, non-retryable ``ERR_TRAINING_FAILED``; refused claim →
+``ERR_AGENT_UNAVAILABLE`` (the job runs elsewhere), or ``ERR_DISPATCH_CLOSED`` when the job no longer
+needs it; agent shutdown → ``released`` reported, ``ERR_AGENT_UNAVAILABLE``; cancellation or a lost
+job → the process group is killed and the cancellation propagates. A lost job (409 while reporting) raises
 ``asyncio.CancelledError`` too; Temporal did not ask for it, so the SDK reports it as an
 ``ApplicationError`` of type ``"CancelledError"`` (the server rejects a plain cancelled failure
 there), which the workflow has normally stopped waiting for anyway.
@@ -21,13 +26,13 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from gpu_agent.orchestrator import Conflict, InvalidToken, NotFound, OrchestratorClient, OrchestratorError, \
+from gpu_agent.orchestrator import Conflict, Gone, InvalidToken, NotFound, OrchestratorClient, OrchestratorError, \
     OrchestratorUnavailable
 from gpu_agent.reporting import JobReporter
 from gpu_agent.runner import TrainingProcess, build_env, prepare_job_dir, substitute
 from gpu_agent.state import AgentState
-from workflows.contracts import ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, OutputFile, \
-    TrainingAssignment, TrainingOutcome
+from workflows.contracts import ERR_AGENT_UNAVAILABLE, ERR_DISPATCH_CLOSED, ERR_TRAINING_FAILED, \
+    RUN_TRAINING_ACTIVITY, OutputFile, TrainingConfigSpec, TrainingOutcome, TrainingTask
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,20 +78,26 @@ class TrainingActivity:
         self.orchestrator, self.state, self.work_dir = orchestrator, state, Path(work_dir)
 
     @activity.defn(name=RUN_TRAINING_ACTIVITY)
-    async def run_training(self, assignment: TrainingAssignment) -> TrainingOutcome:
-        job = f"{assignment.job_id} attempt {assignment.attempt}"
-        if not self.state.begin_job(assignment.job_id):
+    async def run_training(self, task: TrainingTask) -> TrainingOutcome:
+        job = f"{task.job_id} attempt {task.attempt}"
+        if not self.state.begin_job(task.job_id):
             log.info("refusing %s: this agent takes no new work", job)
             raise unavailable(f"agent {self.state.agent_name} is not accepting jobs (draining or shutting down)")
-        log.info("received %s (config %s, activity attempt %s)", job, assignment.config.name, activity.info().attempt)
+        log.info("received %s (activity attempt %s)", job, activity.info().attempt)
         progress: dict[str, Any] = {}
         beat = asyncio.create_task(self._heartbeat_loop(lambda: progress))
+        claimed = False
         try:
-            return await self._run(assignment, progress)
+            config = await self._claim(task)  # a refused claim is not a job: an ephemeral agent keeps waiting
+            claimed = True
+            self.state.job_started()
+            return await self._run(task, config, progress)
         except asyncio.CancelledError:
             details = activity.cancellation_details()
             if details is not None and details.worker_shutdown:
                 log.warning("agent shutting down: handing %s back", job)
+                if claimed:
+                    await uninterruptible(self._report_end(task, "released"))
                 raise unavailable(f"agent {self.state.agent_name} shut down; job handed back") from None
             log.info("%s cancelled (%s)", job, details)
             raise
@@ -99,32 +110,32 @@ class TrainingActivity:
             activity.heartbeat(dict(progress()))
             await asyncio.sleep(HEARTBEAT_EVERY)
 
-    async def _run(self, assignment: TrainingAssignment, progress: dict[str, Any]) -> TrainingOutcome:
-        config, job_id = assignment.config, assignment.job_id
+    async def _run(self, task: TrainingTask, config: TrainingConfigSpec, progress: dict[str, Any]) -> TrainingOutcome:
+        job_id, attempt = task.job_id, task.attempt
         if not config.command:
-            self.state.job_started()
+            await self._report_end(task, "exited", 127)
             raise ApplicationError(f"config {config.name!r} has an empty command: nothing to run",
                                    type=ERR_TRAINING_FAILED, non_retryable=True)
-        await self._claim(assignment)  # a refused claim is not a job: an ephemeral agent keeps waiting
-        self.state.job_started()
         try:
-            paths = prepare_job_dir(self.work_dir, job_id, assignment.attempt, config.args)
+            paths = prepare_job_dir(self.work_dir, job_id, attempt, config.args)
         except OSError as exc:  # this machine's problem (disk full, permissions): run elsewhere
+            await self._report_end(task, "released")
             raise unavailable(f"cannot prepare the job directory on {self.state.agent_name}: {exc}") from None
-        reporter = JobReporter(self.orchestrator, job_id, assignment.attempt)
+        reporter = JobReporter(self.orchestrator, job_id, attempt)
 
         def on_progress(latest: dict[str, Any]) -> None:
             progress.clear()
             progress.update(latest)
             reporter.set_progress(latest)
 
-        env = build_env(config.env, job_id, assignment.attempt, paths)
+        env = build_env(config.env, job_id, attempt, paths)
         proc = TrainingProcess(substitute(config.command, paths), env, paths, on_line=reporter.add_line,
                                on_progress=on_progress)
         try:
             try:
                 await uninterruptible(proc.start())  # a cancel mid-spawn must not leave an unkilled process
             except OSError as exc:
+                await self._report_end(task, "exited", 127)
                 raise ApplicationError(f"cannot start the training command {config.command[0]!r}: {exc}",
                                        type=ERR_TRAINING_FAILED, non_retryable=True) from None
             returncode = await self._supervise(proc, reporter)
@@ -135,27 +146,51 @@ class TrainingActivity:
         await reporter.try_flush(timeout=10.0)
         if returncode != 0:
             log.warning("%s: training process exited with code %s", job_id, returncode)
+            await self._report_end(task, "exited", returncode)
             raise ApplicationError(f"training process exited with code {returncode}", list(proc.tail),
                                    type=ERR_TRAINING_FAILED, non_retryable=True)
         log.info("%s: training finished in %.1f s; uploading outputs", job_id, proc.duration)
-        outputs = await self._upload_outputs(job_id, paths.output_dir)
+        outputs = await self._upload_outputs(task, paths.output_dir)
+        await self._report_end(task, "exited", 0)
         return TrainingOutcome(exit_code=0, agent_id=self.state.agent_id, agent_name=self.state.agent_name,
                                outputs=outputs, duration_seconds=round(proc.duration, 3))
 
-    async def _claim(self, assignment: TrainingAssignment) -> None:
-        """Report ``running``; retry while the API is unreachable, hand the task back on refusal."""
+    async def _claim(self, task: TrainingTask) -> TrainingConfigSpec:
+        """Claim the attempt and learn what to run; retry while the API is unreachable, hand the task
+        back on refusal."""
         delay = 0.5
         while True:
             try:
-                await self.orchestrator.job_status(assignment.job_id, status="running", attempt=assignment.attempt)
-                return
+                answer = await self.orchestrator.claim(task.job_id, task.attempt)
+                return TrainingConfigSpec.model_validate(answer.get("config") or {})
+            except Gone as exc:
+                log.info("claim of %s: %s", task.job_id, exc.detail)
+                raise ApplicationError(f"job {task.job_id} needs no attempt {task.attempt}: {exc.detail}",
+                                       type=ERR_DISPATCH_CLOSED, non_retryable=True) from None
             except (Conflict, NotFound, InvalidToken) as exc:
-                log.info("claim of %s refused: %s", assignment.job_id, exc)
+                log.info("claim of %s refused: %s", task.job_id, exc)
                 raise unavailable(f"orchestrator refused the job on {self.state.agent_name}: {exc.detail}") from None
             except OrchestratorUnavailable as exc:
-                log.warning("cannot claim %s yet (%s); retrying in %.1f s", assignment.job_id, exc, delay)
-            except OrchestratorError as exc:
+                log.warning("cannot claim %s yet (%s); retrying in %.1f s", task.job_id, exc, delay)
+            except (OrchestratorError, ValueError) as exc:
                 raise unavailable(f"unexpected answer claiming the job: {exc}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _report_end(self, task: TrainingTask, how: str, exit_code: int | None = None) -> None:
+        """Tell the API how the attempt ended (the control plane settles the job from this report):
+        retried while the API is unreachable; a refusal means the attempt is no longer ours."""
+        delay = 0.5
+        while True:
+            try:
+                await self.orchestrator.job_status(task.job_id, status=how, attempt=task.attempt, exit_code=exit_code)
+                return
+            except (Conflict, NotFound, Gone) as exc:
+                raise asyncio.CancelledError(f"job lost before its end was reported: {exc.detail}") from None
+            except InvalidToken as exc:
+                raise unavailable(f"end of {task.job_id} not accepted: {exc.detail}") from None
+            except OrchestratorError as exc:
+                log.warning("cannot report the end of %s yet (%s); retrying in %.1f s", task.job_id, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -174,23 +209,23 @@ class TrainingActivity:
             for task in (shipper, exited, lost):
                 task.cancel()
 
-    async def _upload_outputs(self, job_id: str, output_dir: Path) -> list[OutputFile]:
+    async def _upload_outputs(self, task: TrainingTask, output_dir: Path) -> list[OutputFile]:
         outputs = []
         for path in sorted(p for p in output_dir.rglob("*") if p.is_file()):
             name = path.relative_to(output_dir).as_posix()
             sha256, size = await asyncio.to_thread(sha256_file, path)
-            await self._upload_one(job_id, name, path, sha256)
+            await self._upload_one(task, name, path, sha256)
             outputs.append(OutputFile(name=name, size=size, sha256=sha256))
-        log.info("%s: uploaded %d output file(s)", job_id, len(outputs))
+        log.info("%s: uploaded %d output file(s)", task.job_id, len(outputs))
         return outputs
 
-    async def _upload_one(self, job_id: str, name: str, path: Path, sha256: str) -> None:
+    async def _upload_one(self, task: TrainingTask, name: str, path: Path, sha256: str) -> None:
         delay, failures = 0.5, 0
         while True:
             try:
-                await self.orchestrator.upload_output(job_id, name, path, sha256)
+                await self.orchestrator.upload_output(task.job_id, task.attempt, name, path, sha256)
                 return
-            except (Conflict, NotFound) as exc:
+            except (Conflict, NotFound, Gone) as exc:
                 raise asyncio.CancelledError(f"job lost while uploading {name}: {exc.detail}") from None
             except InvalidToken as exc:
                 raise unavailable(f"upload of {name} rejected: {exc.detail}") from None

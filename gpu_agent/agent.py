@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from gpu_agent.detect import detect_hardware
 from gpu_agent.link import INVALID_TOKEN_MESSAGE, ControlPlaneLink
 from gpu_agent.orchestrator import InvalidToken, OrchestratorClient
 from gpu_agent.state import AgentState
-from gpu_agent.temporal_conn import connect_temporal
+from gpu_agent.temporal_conn import TemporalAccess, connect_temporal
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ class AgentConfig:
     name: str
     work_dir: Path
     persistent: bool = False
-    temporal_address: str | None = None
+    temporal: TemporalAccess = field(default_factory=TemporalAccess)
     gpu_count: int | None = None
+    hardware_type: str | None = None
     shutdown_grace: float = 30.0
     ssl_verify: bool = True
 
@@ -58,7 +59,8 @@ class Agent:
     async def run(self) -> int:
         handled = self._install_signal_handlers() if self.handle_signals else []
         try:
-            self.hardware = self.hardware or await asyncio.to_thread(detect_hardware, self.config.gpu_count)
+            self.hardware = self.hardware or await asyncio.to_thread(
+                detect_hardware, self.config.gpu_count, hardware_type_override=self.config.hardware_type)
             log.info("agent %s (%s): %s", self.config.name, "persistent" if self.config.persistent else "ephemeral",
                      self.hardware)
             self.link = ControlPlaneLink(self.orchestrator, self.state, name=self.config.name,
@@ -107,7 +109,7 @@ class Agent:
             if answer is None:
                 return
             try:
-                client = await connect_temporal(answer.get("temporal") or {}, self.config.temporal_address,
+                client = await connect_temporal(answer.get("temporal") or {}, self.config.temporal,
                                                 identity=self._identity())
                 backoff = 1.0
                 await self._serve(client, link)

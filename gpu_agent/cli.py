@@ -10,18 +10,21 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from gpu_agent import __version__
+from gpu_agent.temporal_conn import AccessError, access_from
 
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 TRUE_WORDS = ("1", "true", "yes", "on")
 DEFAULT_WORK_DIR = "~/.simpletuner/agent"
+HARDWARE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class UsageError(ValueError):
@@ -38,7 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir",
                         help=f"job directories (env SIMPLETUNER_WORKER_WORK_DIR; default {DEFAULT_WORK_DIR})")
     parser.add_argument("--temporal-address", help="override the Temporal address (env SIMPLETUNER_TEMPORAL_ADDRESS)")
+    parser.add_argument("--temporal-tls-ca", help="CA certificate (PEM) of the Temporal server "
+                                                  "(env SIMPLETUNER_WORKER_TEMPORAL_TLS_CA)")
+    parser.add_argument("--temporal-tls-cert", help="client certificate (PEM) for mTLS "
+                                                    "(env SIMPLETUNER_WORKER_TEMPORAL_TLS_CERT)")
+    parser.add_argument("--temporal-tls-key", help="client private key (PEM) for mTLS "
+                                                   "(env SIMPLETUNER_WORKER_TEMPORAL_TLS_KEY)")
+    parser.add_argument("--temporal-tls-server-name", help="server name to verify, when it differs from the "
+                                                           "address (env SIMPLETUNER_WORKER_TEMPORAL_TLS_SERVER_NAME)")
+    parser.add_argument("--temporal-api-key", help="Temporal API key (env SIMPLETUNER_WORKER_TEMPORAL_API_KEY; "
+                                                   "prefer the variable: command lines are visible to other users)")
     parser.add_argument("--gpu-count", help="override GPU detection (env SIMPLETUNER_WORKER_GPU_COUNT)")
+    parser.add_argument("--hardware-type", help="override the detected hardware type, e.g. a100-80gb "
+                                                "(env SIMPLETUNER_WORKER_HARDWARE_TYPE)")
     parser.add_argument("--shutdown-grace", help="seconds a running job gets on SIGTERM "
                                                  "(env SIMPLETUNER_WORKER_SHUTDOWN_GRACE; default 30)")
     parser.add_argument("--ssl-no-verify", action="store_true", help="do not verify the API's TLS certificate")
@@ -88,14 +103,21 @@ def config_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = Non
         grace = -1.0
     if not grace >= 0:  # also rejects nan
         raise UsageError(f"--shutdown-grace must be a number of seconds >= 0, got {grace_text!r}")
+    hardware_type = _pick(getattr(ns, "hardware_type", None), env, "SIMPLETUNER_WORKER_HARDWARE_TYPE")
+    if hardware_type is not None and not HARDWARE_RE.match(hardware_type):
+        raise UsageError(f"--hardware-type must be a lowercase name like a100-80gb, got {hardware_type!r}")
+    try:
+        access = access_from(lambda attr, name: _pick(getattr(ns, attr, None), env, name))
+    except AccessError as exc:
+        raise UsageError(str(exc)) from None
     persistent = ns.persistent if ns.persistent else \
         (env.get("SIMPLETUNER_WORKER_PERSISTENT") or "").strip().lower() in TRUE_WORDS
     work_dir = _pick(ns.work_dir, env, "SIMPLETUNER_WORKER_WORK_DIR") or DEFAULT_WORK_DIR
     return AgentConfig(orchestrator_url=url, worker_token=token,
                        name=_pick(ns.name, env, "SIMPLETUNER_WORKER_NAME") or socket.gethostname(),
                        work_dir=Path(work_dir).expanduser(), persistent=bool(persistent),
-                       temporal_address=_pick(ns.temporal_address, env, "SIMPLETUNER_TEMPORAL_ADDRESS"),
-                       gpu_count=gpu_count, shutdown_grace=grace, ssl_verify=not ns.ssl_no_verify)
+                       temporal=access, gpu_count=gpu_count, hardware_type=hardware_type, shutdown_grace=grace,
+                       ssl_verify=not ns.ssl_no_verify)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -60,15 +60,18 @@ class ControlPlaneLink:
         self.registered = True
         self.state.agent_id = str(answer.get("worker_id") or self.state.agent_id)
         self.state.agent_name = str(answer.get("name") or self.state.agent_name)
-        queue = answer["task_queue"]
-        if self.task_queue and queue != self.task_queue:
-            log.info("task queue changed from %s to %s", self.task_queue, queue)
-            self.requeue = True
-        self.task_queue = queue
         self.apply_heartbeat(answer)
-        log.info("registered as %s (%s) on task queue %s", self.state.agent_name, self.state.agent_id, queue)
+        log.info("registered as %s (%s) on task queue %s", self.state.agent_name, self.state.agent_id,
+                 self.task_queue)
 
     def apply_heartbeat(self, answer: dict[str, Any]) -> None:
+        queue = answer.get("task_queue")
+        if queue and queue != self.task_queue:
+            if self.task_queue:  # an admin changed the labels: poll the new pool's queue
+                log.info("task queue changed from %s to %s", self.task_queue, queue)
+                self.requeue = True
+                self.state.notify()
+            self.task_queue = queue
         interval = answer.get("heartbeat_interval_seconds")
         if interval:
             self.heartbeat_interval = max(1.0, float(interval))

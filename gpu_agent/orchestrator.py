@@ -1,7 +1,8 @@
 """Async REST client for the agent side of the control-plane API (see PROTOCOL.md).
 
 Every call sends ``X-Worker-Token``. Failures become typed errors so callers can decide:
-``InvalidToken`` (401: stop), ``Conflict`` (409: the job is not ours), ``NotFound`` (404),
+``InvalidToken`` (401: stop), ``Conflict`` (409/403: the job is not ours), ``Gone`` (410: the job no
+longer needs running), ``NotFound`` (404),
 ``OrchestratorUnavailable`` (connection errors, timeouts, 5xx: retry later) and
 ``OrchestratorError`` for any other unexpected answer.
 """
@@ -33,7 +34,11 @@ class InvalidToken(OrchestratorError):
 
 
 class Conflict(OrchestratorError):
-    """409: the job is finished, belongs to another agent, or this agent is draining."""
+    """409 (or 403): the job is finished, belongs to another agent or pool, or this agent is draining."""
+
+
+class Gone(OrchestratorError):
+    """410: the job is finished or its dispatch closed: nothing to run."""
 
 
 class NotFound(OrchestratorError):
@@ -83,8 +88,10 @@ class OrchestratorClient:
         message = f"{method} {path} -> {code}: {detail}"
         if code == 401:
             raise InvalidToken(message, code, detail)
-        if code == 409:
+        if code in (403, 409):
             raise Conflict(message, code, detail)
+        if code == 410:
+            raise Gone(message, code, detail)
         if code == 404:
             raise NotFound(message, code, detail)
         if code >= 500 or code in (408, 429):
@@ -98,13 +105,19 @@ class OrchestratorClient:
         return await self._request("POST", "/api/workers/heartbeat",
                                    json={"state": state, "current_job_id": current_job_id})
 
+    async def claim(self, job_id: str, attempt: int) -> dict[str, Any]:
+        """Claim an attempt; the answer holds what to run (``config``: command, args, env, ...)."""
+        return await self._request("POST", f"/api/workers/job/{quote(job_id, safe='')}/claim",
+                                   json={"attempt": attempt})
+
     async def job_status(self, job_id: str, *, status: str, attempt: int, progress: dict[str, Any] | None = None,
-                         logs: list[str] | None = None, log_offset: int = 0) -> dict[str, Any]:
+                         logs: list[str] | None = None, log_offset: int = 0,
+                         exit_code: int | None = None) -> dict[str, Any]:
         body = {"status": status, "attempt": attempt, "progress": progress, "logs": logs or [],
-                "log_offset": log_offset}
+                "log_offset": log_offset, "exit_code": exit_code}
         return await self._request("POST", f"/api/workers/job/{quote(job_id, safe='')}/status", json=body)
 
-    async def upload_output(self, job_id: str, name: str, path: Path, sha256: str) -> dict[str, Any]:
+    async def upload_output(self, job_id: str, attempt: int, name: str, path: Path, sha256: str) -> dict[str, Any]:
         """PUT one output file, streamed from disk. ``name`` is its path relative to output/."""
         size = os.path.getsize(path)
 
@@ -113,7 +126,7 @@ class OrchestratorClient:
                 while chunk := handle.read(UPLOAD_CHUNK):
                     yield chunk
 
-        url = f"/api/workers/job/{quote(job_id, safe='')}/outputs/{quote(name, safe='/')}"
+        url = f"/api/workers/job/{quote(job_id, safe='')}/outputs/{quote(name, safe='/')}?attempt={attempt}"
         headers = {"X-Content-SHA256": sha256, "Content-Length": str(size),
                    "Content-Type": "application/octet-stream"}
         timeout = httpx.Timeout(600.0, connect=10.0)

@@ -52,11 +52,11 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 
 
 def die_with_agent() -> None:
-    """``preexec_fn`` of the training process: the kernel SIGKILLs it when the agent dies, even
-    by SIGKILL, so a lost agent never leaves a second copy of a job running. (Its own children
-    are not covered; the agent's normal kill path takes the whole group.)"""
+    """``preexec_fn`` of the training's group guard: the kernel signals it when the agent dies, even
+    by SIGKILL. The guard (``gpu_agent/guard.py``) then ends the whole process group, so a lost
+    agent never leaves any part of a job running next to its next attempt."""
     if _libc is not None:
-        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def group_alive(pgid: int) -> bool:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from gpu_agent.orchestrator import Conflict, InvalidToken, NotFound, OrchestratorClient, OrchestratorError
+from gpu_agent.orchestrator import Conflict, Gone, InvalidToken, NotFound, OrchestratorClient, OrchestratorError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class JobReporter:
             try:
                 await asyncio.wait_for(self.flush(), timeout=max(0.1, deadline - loop.time()))
                 return True
-            except (Conflict, NotFound, InvalidToken) as exc:
+            except (Conflict, NotFound, Gone, InvalidToken) as exc:
                 log.info("final log flush for %s rejected: %s", self.job_id, exc.detail)
                 return False
             except (OrchestratorError, asyncio.TimeoutError) as exc:
@@ -90,7 +90,7 @@ class JobReporter:
                 if self._failing:
                     log.info("log shipping for %s works again", self.job_id)
                 self._failing = False
-            except (Conflict, NotFound) as exc:
+            except (Conflict, NotFound, Gone) as exc:
                 self.lost_reason = exc.detail or str(exc)
                 log.warning("job %s attempt %s is no longer ours: %s", self.job_id, self.attempt, self.lost_reason)
                 self.lost.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import errno
 import collections
 import json
 import logging
@@ -32,6 +33,24 @@ READ_CHUNK = 64 * 1024
 EXIT_POLL_SECONDS = 0.05
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # tqdm-style \r redraws count as lines too
 _HIDDEN_ENV = ("SIMPLETUNER_WORKER_TOKEN",)  # never leak the agent's credential to user code
+
+
+GUARD = Path(__file__).with_name("guard.py")  # run by path, isolated, no site: only the standard library
+
+
+def executable(program: str, cwd: Path, path_env: str | None) -> str:
+    """The file ``program`` names (as ``execvp`` would find it), or FileNotFoundError/PermissionError."""
+    if os.sep in program:
+        candidate = Path(program) if os.path.isabs(program) else Path(cwd) / program
+        if not candidate.is_file():
+            raise FileNotFoundError(errno.ENOENT, "No such file", program)
+        if not os.access(candidate, os.X_OK):
+            raise PermissionError(errno.EACCES, "Not executable", program)
+        return str(candidate)
+    found = shutil.which(program, path=path_env if path_env is not None else os.defpath)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file in PATH", program)
+    return found
 
 
 @dataclass(frozen=True)
@@ -123,10 +142,13 @@ class TrainingProcess:
         return (self.ended_at or time.monotonic()) - self.started_at if self.started_at else 0.0
 
     async def start(self) -> None:
-        """Spawn the process (raises OSError when the executable cannot be started)."""
+        """Spawn the process under its group guard (``gpu_agent/guard.py``: the whole process group dies
+        with the agent); raises OSError when the executable cannot be found or run."""
         procgroup.become_subreaper()
+        executable(self.argv[0], self.paths.job_dir, self.env.get("PATH"))
         self._proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=self.paths.job_dir, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            sys.executable, "-I", "-S", str(GUARD), *self.argv, cwd=self.paths.job_dir, env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             preexec_fn=procgroup.die_with_agent, limit=READ_CHUNK * 4)
         self.started_at = time.monotonic()

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.capacity.admission_signals import notify_admitted
@@ -21,8 +22,12 @@ from activities.notify import channels
 from activities.secrets import credential_crypto
 from activities.runtime import configure_logging, load_config_dir, open_database
 from activities.settings import Settings, load_settings
-from activities.temporal.client import connect_with_retry, ensure_search_attributes
-from workflows.contracts import CONTROL_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
+from activities.temporal.client import connect, connect_with_retry, ensure_search_attributes
+from activities.temporal.dispatch import DispatchActivities
+from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
+from activities.temporal.planes import ensure_namespace, ensure_nexus_endpoint
+from workflows.contracts import CONTROL_TASK_QUEUE, GPU_DISPATCH_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
+from workflows.gpu_dispatch import GpuDispatchWorkflow
 from workflows.mailbox_watcher import MailboxWatcherWorkflow
 from workflows.training_job import TrainingJobWorkflow
 
@@ -36,30 +41,52 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if client is None:
         return
     await ensure_search_attributes(client)
+    await prepare_gpu_plane(client, settings)
+    gpu_client = await connect(settings.temporal, namespace=settings.temporal.gpu_namespace)
     cipher = credential_crypto.load_cipher(settings.data_dir)
     with db.session() as session:
         channels.sync_config_channel(session, settings.notifications.email, cipher)
         session.commit()
-    control = ControlActivities(db.session, settings.heartbeat_timeout_seconds, settings.approval_timeout_hours,
-                                settings.cost.hourly_rates_usd)
+    control = ControlActivities(db.session, settings)
+    dispatch = DispatchActivities(db.session, settings.heartbeat_timeout_seconds)
     approval = ApprovalActivities(db.session, cipher, settings)
     mailbox = MailboxActivities(db.session, cipher, settings, client)
     admission = AdmissionActivities(db.session, client)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
         worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow],
                         activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
+                                    dispatch.open_dispatch, dispatch.confirm_claim, dispatch.settle_dispatch,
                                     approval.open_approval, approval.close_approval, approval.send_approval_notice,
-                                    mailbox.mailbox_config, mailbox.watch_mailbox,
-                                    admission.request_admission, admission.release_admission],
+                                    approval.check_approval_decision, mailbox.mailbox_config, mailbox.watch_mailbox,
+                                    admission.request_admission, admission.confirm_admission,
+                                    admission.release_admission],
                         activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
-        log.info("worker host polling %s on %s (namespace %s)", CONTROL_TASK_QUEUE, settings.temporal.address,
-                 settings.temporal.namespace)
-        async with worker:
+        # The GPU plane: dispatch workflows and the Nexus handler, in the namespace agents can reach.
+        # Nothing runs there that touches the database.
+        gpu_worker = Worker(gpu_client, task_queue=GPU_DISPATCH_TASK_QUEUE, workflows=[GpuDispatchWorkflow],
+                            nexus_service_handlers=[GpuDispatchHandler()], graceful_shutdown_timeout=timedelta(seconds=5))
+        log.info("worker host polling %s (namespace %s) and %s (namespace %s) on %s", CONTROL_TASK_QUEUE,
+                 settings.temporal.namespace, GPU_DISPATCH_TASK_QUEUE, settings.temporal.gpu_namespace,
+                 settings.temporal.address)
+        async with worker, gpu_worker:
             await start_mailbox_watcher(client)
             await notify_admitted(db.session, client)  # admissions whose signal a crash lost
             await stop.wait()
         log.info("worker host stopped")
+
+
+async def prepare_gpu_plane(client: Client, settings: Settings) -> None:
+    """The GPU namespace and the Nexus endpoint into it (an operator may have made them already)."""
+    cfg = settings.temporal
+    try:
+        await ensure_namespace(client, cfg.gpu_namespace)
+        await ensure_nexus_endpoint(client, cfg.nexus_endpoint, cfg.gpu_namespace, GPU_DISPATCH_TASK_QUEUE)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.PERMISSION_DENIED:
+            raise
+        log.warning("cannot check the GPU namespace %s and Nexus endpoint %s (%s): an operator must create them "
+                    "(see temporal-dev/README.md)", cfg.gpu_namespace, cfg.nexus_endpoint, exc.message)
 
 
 async def start_mailbox_watcher(client: Client) -> None:

@@ -2,8 +2,12 @@
 
 open the request -> mail the approvers (a retried activity, not awaited) -> wait for a decision
 with a durable timer. Decisions arrive as the ``decide_approval`` Workflow Update (REST, and the
-mailbox watcher for e-mail replies); the validator refuses, before anything is written to history,
-a decided/expired request, self-approval and an approver whose level is too low.
+mailbox watcher for e-mail replies). The update carries no authority: the validator only refuses a
+request that is not waiting for a decision; the handler, one decision at a time, has the
+``check_approval_decision`` activity confirm against the database that the decision was recorded by
+an authenticated channel and that its actor may make it (level, ``admin.approve``, a personal
+grant, never one's own job), and only then takes it. Runs recorded before that check replay the old
+validator, which read the authority from the update (``training_job_legacy``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, SA_APPROVAL_STATE, ApprovalDecision, ApprovalNotice,
-        ApprovalOpened, ApprovalOutcome, ApprovalRequirement, JobSubmission, OpenApproval, approver_eligible,
+        ApprovalOpened, ApprovalOutcome, ApprovalRequirement, DecisionCheck, DecisionVerdict, JobSubmission,
+        OpenApproval,
     )
+    from workflows.training_job_legacy import legacy_approver_refusal
 
 CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
@@ -42,6 +48,8 @@ class ApprovalGate:
         self.decision: ApprovalDecision | None = None
         self.outcome: ApprovalOutcome | None = None
         self.notices: list[workflow.ActivityHandle] = []
+        self.checked = False  # decisions are checked in the database (set by the workflow's run)
+        self.deciding = asyncio.Lock()
 
     # ---- the update's validator and handler (called by the workflow) -----------------------------
 
@@ -52,24 +60,36 @@ class ApprovalGate:
             state = self.state if self.state != "pending" else "being decided"
             raise ApplicationError(f"approval request {self.opened.request_id} is already {state}",
                                    type=ERR_APPROVAL_NOT_PENDING)
-        if d.decision == "cancel":
-            if d.actor_id != self.sub.owner_id and not d.may_cancel_any:
-                raise ApplicationError("only the submitter or someone who may cancel any job can cancel this request",
-                                       type=ERR_APPROVAL_FORBIDDEN)
-            return
-        if d.actor_id == self.sub.owner_id:
-            raise ApplicationError("nobody approves or rejects their own job", type=ERR_APPROVAL_FORBIDDEN)
-        required = self.requirement.required_level if self.requirement else "admin"
-        if not approver_eligible(required, d.level_priority, d.may_approve, d.approve_granted):
-            raise ApplicationError(f"{d.actor_name} may not decide this request: it needs admin.approve and the "
-                                   f"level {required!r} or higher", type=ERR_APPROVAL_FORBIDDEN)
+        if not self.checked:
+            required = self.requirement.required_level if self.requirement else "admin"
+            why = legacy_approver_refusal(d, self.sub.owner_id, required)
+            if why is not None:
+                raise ApplicationError(why, type=ERR_APPROVAL_FORBIDDEN)
 
     async def decide(self, d: ApprovalDecision) -> ApprovalOutcome:
-        self.validate(d)  # two updates accepted in one task: the second one fails here
-        self.decision = d
+        if self.checked:
+            await self._take_checked(d)
+        else:
+            self.validate(d)  # two updates accepted in one task: the second one fails here
+            self.decision = d
         await workflow.wait_condition(lambda: self.outcome is not None)
         assert self.outcome is not None
         return self.outcome
+
+    async def _take_checked(self, d: ApprovalDecision) -> None:
+        """One decision at a time: confirm it in the database, then take it if still undecided."""
+        async with self.deciding:
+            self.validate(d)
+            assert self.opened is not None
+            verdict = await workflow.execute_local_activity(
+                "check_approval_decision", DecisionCheck(request_id=self.opened.request_id, job_id=self.sub.job_id,
+                                                         decision=d),
+                result_type=DecisionVerdict, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+            if not verdict.allowed:
+                raise ApplicationError(verdict.message or "decision refused",
+                                       type=verdict.error_type or ERR_APPROVAL_FORBIDDEN)
+            self.validate(d)  # it may have expired while the check ran
+            self.decision = d.model_copy(update={"actor_name": verdict.actor_name or d.actor_name})
 
     # ---- the wait -----------------------------------------------------------------------------
 

@@ -1,10 +1,15 @@
-"""TrainingJobWorkflow: one durable workflow per training job (workflow id = job id).
+"""TrainingJobWorkflow: one durable workflow per training job (workflow id = job id), control namespace.
 
-evaluate -> queued -> (placement: wait for a matching agent pool) -> dispatch ``run_training`` to
-the pool's task queue -> running (the agent's claim arrives as a signal) -> completed / failed /
-cancelled. Agent loss (heartbeat timeout) retries on another agent, up to ``max_attempts``; the
-training process's own non-zero exit fails the job without retry. Every transition is written by
-the ``record_transition`` activity and mirrored into search attributes and current details.
+evaluate (every policy, from the database) -> approval wait if a rule fired -> admission (a slot,
+confirmed in the database) -> placement (a pool) -> dispatch into the GPU namespace through the Nexus
+endpoint, where a dispatch workflow runs ``run_training`` on the pool's queue and retries on lost
+agents -> running (each agent's claim, confirmed in the database) -> the dispatch is settled from the
+database: completed / failed / lost (placed and dispatched again, up to ``max_attempts`` lost agents).
+
+Temporal carries no authority here: signals and updates are hints that an activity confirms against
+the database before anything changes, and the GPU plane's report of a dispatch is not its outcome.
+Every transition is written by ``record_transition`` and mirrored into search attributes and the
+current details. Workflows started before this version replay ``training_job_legacy``.
 """
 
 from __future__ import annotations
@@ -13,34 +18,34 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, NexusOperationError, TimeoutError
 
 from workflows.approval_gate import ApprovalEnded, ApprovalGate
+from workflows.training_job_legacy import LegacyJobPath
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
-        ADMISSION_GRANTED_SIGNAL, AGENT_STARTED_SIGNAL, AGENTS_CHANGED_SIGNAL, APPROVAL_DECISION_UPDATE, SA_COST_ESTIMATE, SA_ORG_SLUG, SA_QUEUE_PRIORITY,
-        SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, ApprovalDecision, ApprovalOutcome, JobScope,
+        ADMISSION_GRANTED_SIGNAL, AGENT_STARTED_SIGNAL, AGENTS_CHANGED_SIGNAL, APPROVAL_DECISION_UPDATE,
+        SA_AGENT_NAME, SA_CONFIG_NAME, SA_COST_ESTIMATE, SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET,
+        SA_ORG_SLUG, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, TRAINING_WORKFLOW, AdmissionRequest, AdmissionTicket,
+        AgentStarted, ApprovalDecision, ApprovalOutcome, ClaimCheck, ConfirmedClaim, DispatchOpening,
+        DispatchRequest, DispatchResult, DispatchTicket, EvaluatedJob, GpuDispatchService, JobResult, JobScope,
+        JobSubmission, Placement, PlacementRequest, RunLimits, SettledDispatch, SettleRequest, Transition,
         task_queue_priority,
-        ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, SA_AGENT_NAME, SA_CONFIG_NAME,
-        SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, TRAINING_WORKFLOW, AgentStarted,
-        EvaluatedJob, JobResult, JobSubmission, Placement, PlacementRequest, TrainingAssignment,
-        TrainingOutcome, Transition,
     )
 
-# Control activities are short, idempotent database calls: run as local activities in the worker
-# host (no task-queue round trip); Temporal still retries them and records their results.
 CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-DISPATCH_SCHEDULE_TO_START = timedelta(minutes=10)  # then placement is re-resolved
-TRAINING_MAX_DURATION = timedelta(days=30)
-MAX_HANDBACKS = 25
-ADMISSION_PATCH = "admission-v1"  # jobs started before admission existed replay without it
+DISPATCH_MAX_DURATION = timedelta(days=60)
+MAX_HANDBACKS = 25  # attempt numbers a dispatch may spend on agents that hand the task back
+MAX_CLAIM_HINTS = 16
+GPU_PLANE_PATCH = "gpu-plane-v1"  # earlier histories replay training_job_legacy
+DEFAULT_NEXUS_ENDPOINT = "simpletuner-gpu-dispatch"
 
 
 class JobEnded(Exception):
-    """Internal: the job reached a terminal state inside the attempt loop."""
+    """Internal: the job reached a terminal state."""
 
     def __init__(self, status: str, error: str | None) -> None:
         super().__init__(error or status)
@@ -48,7 +53,7 @@ class JobEnded(Exception):
 
 
 @workflow.defn(name=TRAINING_WORKFLOW)
-class TrainingJobWorkflow:
+class TrainingJobWorkflow(LegacyJobPath):
     @workflow.init
     def __init__(self, sub: JobSubmission) -> None:
         self.sub = sub
@@ -63,17 +68,29 @@ class TrainingJobWorkflow:
         self.approval = ApprovalGate(sub)
         self.scope: JobScope | None = None  # set when the job joins the admission queue
         self.admitted = False
+        self.checked = False  # this run confirms every signal in the database (see run)
+        self.admission_hint = False
+        self.claim_hints: list[AgentStarted] = []
+        self.limits = RunLimits(max_attempts=sub.max_attempts, heartbeat_timeout_seconds=sub.heartbeat_timeout_seconds,
+                                placement_recheck_seconds=sub.placement_recheck_seconds)
+        self.dispatch: DispatchTicket | None = None
+        self.nexus_endpoint = DEFAULT_NEXUS_ENDPOINT
 
-    # ---- messages ---------------------------------------------------------------------------
+    # ---- messages: hints, confirmed by the run before they change anything ------------------------
 
     @workflow.signal(name=AGENT_STARTED_SIGNAL)
     def agent_started(self, started: AgentStarted) -> None:
-        if started.attempt == self.attempt and self.status not in ("completed", "failed", "cancelled"):
+        if self.checked:
+            self.claim_hints = [*self.claim_hints, started][-MAX_CLAIM_HINTS:]
+        elif started.attempt == self.attempt and self.status not in ("completed", "failed", "cancelled"):
             self.agent = started
 
     @workflow.signal(name=ADMISSION_GRANTED_SIGNAL)
     def admission_granted(self) -> None:
-        self.admitted = True
+        if self.checked:
+            self.admission_hint = True
+        else:
+            self.admitted = True
 
     @workflow.signal(name=AGENTS_CHANGED_SIGNAL)
     def agents_changed_signal(self) -> None:
@@ -97,37 +114,53 @@ class TrainingJobWorkflow:
 
     @workflow.run
     async def run(self, sub: JobSubmission) -> JobResult:
-        outcome: TrainingOutcome | None = None
+        self.checked = workflow.patched(GPU_PLANE_PATCH)
+        self.approval.checked = self.checked
+        outputs = []
         try:
             evaluated = await self._evaluate()
-            if evaluated.approval is not None:
-                await self._await_approval(evaluated)
-            if workflow.patched(ADMISSION_PATCH):
-                await self._admit(evaluated)
-            outcome = await self._dispatch_until_done(evaluated)
-            await self._release()
-            await self._transition("completed", outputs=outcome.outputs)
+            if self.checked:
+                await self._run_checked(evaluated)
+                await self._release()
+                await self._transition("completed")
+            else:
+                outcome = await self._run_legacy_body(evaluated)
+                outputs = outcome.outputs
+                await self._release()
+                await self._transition("completed", outputs=outcome.outputs)
         except JobEnded as ended:
             await self._release()
             await self._transition(ended.status, error=ended.error)
         except asyncio.CancelledError:
             await self.approval.cancel_if_pending()
             await self._release()
+            await self._close_dispatch()
             await self._transition("cancelled", error="cancelled by request")
             await self.approval.drain_notices()
             raise
         await self.approval.drain_notices()
         return JobResult(job_id=sub.job_id, status=self.status, attempt=self.attempt,
-                         agent_name=self.agent.agent_name if self.agent else None, error=self.error,
-                         outputs=outcome.outputs if outcome else [])
+                         agent_name=self.agent.agent_name if self.agent else None, error=self.error, outputs=outputs)
+
+    async def _run_checked(self, evaluated: EvaluatedJob) -> None:
+        if evaluated.limits is not None:
+            self.limits = evaluated.limits
+        self.nexus_endpoint = evaluated.nexus_endpoint or DEFAULT_NEXUS_ENDPOINT
+        if evaluated.approval is not None:
+            await self._await_approval(evaluated)
+        await self._admit(evaluated)
+        await self._dispatch_until_done()
 
     async def _evaluate(self) -> EvaluatedJob:
         try:
-            return await workflow.execute_local_activity(
-                "evaluate_submission", self.sub, result_type=EvaluatedJob,
-                start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+            return await self._control("evaluate_submission", self.sub, EvaluatedJob)
         except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             raise JobEnded("failed", _message(err)) from err
+
+    async def _control(self, name: str, arg, result_type=None):
+        return await workflow.execute_local_activity(name, arg, result_type=result_type,
+                                                     start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
+                                                     retry_policy=CONTROL_RETRY)
 
     async def _await_approval(self, evaluated: EvaluatedJob) -> None:
         assert evaluated.approval is not None
@@ -140,72 +173,72 @@ class TrainingJobWorkflow:
             raise JobEnded("cancelled", str(ended)) from None
 
     async def _admit(self, evaluated: EvaluatedJob) -> None:
-        """Join the admission queue; wait (no timer: admission is event-driven) until granted a slot."""
+        """Join the admission queue; wait (no timer: admission is event-driven) until a slot is
+        granted, each ``admission_granted`` signal confirmed in the database first."""
         self.scope = evaluated.scope or JobScope(user_id=self.sub.owner_id, username=self.sub.owner_name)
         attributes = [SA_QUEUE_PRIORITY.value_set(self.scope.priority),
                       SA_TEAM_SLUG.value_set(self.scope.team_slug or ""), SA_ORG_SLUG.value_set(self.scope.org_slug or "")]
         if evaluated.cost_estimate_usd is not None:
             attributes.append(SA_COST_ESTIMATE.value_set(evaluated.cost_estimate_usd))
         workflow.upsert_search_attributes(attributes)
-        ticket = await workflow.execute_local_activity(
-            "request_admission", AdmissionRequest(job_id=self.sub.job_id, scope=self.scope),
-            result_type=AdmissionTicket, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
-        if ticket.admitted or self.admitted:
-            self.admitted = True
-            return
-        await self._transition("queued", queue_reason=f"waiting for a slot: {ticket.reason}")
-        await workflow.wait_condition(lambda: self.admitted)
+        try:
+            ticket = await self._control("request_admission", AdmissionRequest(job_id=self.sub.job_id, scope=self.scope),
+                                         AdmissionTicket)
+        except (ActivityError, ApplicationError) as err:
+            raise JobEnded("failed", _message(err)) from err
+        if not ticket.admitted:
+            await self._transition("queued", queue_reason=f"waiting for a slot: {ticket.reason}")
+            while not ticket.admitted:
+                await workflow.wait_condition(lambda: self.admission_hint or bool(self.claim_hints))
+                await self._confirm_claims()  # nothing is dispatched yet: each is checked, refused, audited
+                if self.admission_hint:
+                    self.admission_hint = False
+                    ticket = await self._control("confirm_admission", self.sub.job_id, AdmissionTicket)
+        self.admitted = True
 
     async def _release(self) -> None:
         """Give the slot (or the place in line) back, so the next job is admitted at once."""
         if self.scope is None:
             return
-        await workflow.execute_local_activity("release_admission", self.sub.job_id,
-                                              start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
-                                              retry_policy=CONTROL_RETRY)
+        await self._control("release_admission", self.sub.job_id)
         self.scope = None
 
-    async def _dispatch_until_done(self, evaluated: EvaluatedJob) -> TrainingOutcome:
-        """Each dispatch an agent claimed gets a new attempt number (its logs stay apart); only
-        lost agents count against ``max_attempts``, a hand-back (drain, shutdown) does not."""
+    # ---- dispatch through the GPU plane --------------------------------------------------------
+
+    async def _dispatch_until_done(self) -> None:
+        """Place, dispatch, settle; again after lost agents or an attempt no agent started, until
+        ``max_attempts`` agents were lost."""
         excluded: dict[str, datetime] = {}
-        handbacks = 0
         last_error = "no attempt ran"
-        while self.failures < self.sub.max_attempts:
-            placement = await self._wait_for_placement(evaluated.gpu_count, excluded)
-            self.attempt += 1
+        while self.failures < self.limits.max_attempts:
+            placement = await self._wait_for_placement(excluded)
+            remaining = self.limits.max_attempts - self.failures
             self.agent = None
-            await self._transition("queued", queue_reason=f"waiting for an agent of pool {placement.task_queue}")
-            try:
-                return await self._run_attempt(evaluated, placement)
-            except ActivityError as err:
-                cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == ERR_TRAINING_FAILED:
-                    raise JobEnded("failed", cause.message) from err
-                if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
-                    self.attempt -= 1  # nobody picked it up: re-resolve placement, same attempt number
-                    continue
-                if self.agent:
-                    excluded[self.agent.agent_id] = workflow.now()
-                if isinstance(cause, ApplicationError) and cause.type == ERR_AGENT_UNAVAILABLE:
-                    handbacks += 1
-                    if handbacks <= MAX_HANDBACKS:
-                        continue
-                self.failures += 1
-                last_error = _message(err)
-                workflow.logger.warning("attempt %s of job %s lost: %s", self.attempt, self.sub.job_id, last_error)
+            queued = self._next_transition("queued", queue_reason=f"waiting for an agent of pool {placement.task_queue}")
+            self.dispatch = await self._control("open_dispatch", DispatchOpening(  # records the transition too
+                job_id=self.sub.job_id, task_queue=placement.task_queue, first_attempt=self.attempt + 1,
+                attempts=remaining + MAX_HANDBACKS, transition=queued), DispatchTicket)
+            self._mirror()
+            report = await self._run_dispatch(placement, remaining)
+            settled = await self._settle(report)
+            if settled.outcome == "completed":
+                return
+            if settled.outcome == "failed":
+                raise JobEnded("failed", settled.error)
+            excluded.update(settled.lost_agents)
+            if settled.outcome == "lost":
+                self.failures += max(1, settled.lost_attempts)
+                last_error = settled.error or last_error
+                workflow.logger.warning("job %s lost %s attempt(s): %s", self.sub.job_id, settled.lost_attempts,
+                                        last_error)
         raise JobEnded("failed", f"gave up after {self.failures} lost attempts; last: {last_error}")
 
-    async def _wait_for_placement(self, gpu_count: int, excluded: dict[str, datetime]) -> Placement:
-        request = PlacementRequest(job_id=self.sub.job_id, target=self.sub.target,
-                                   worker_labels=self.sub.worker_labels, gpu_count=gpu_count,
-                                   excluded_agents=dict(excluded))
+    async def _wait_for_placement(self, excluded: dict[str, datetime]) -> Placement:
         while True:
             self.agents_changed = False
             try:
-                placement = await workflow.execute_local_activity(
-                    "resolve_placement", request, result_type=Placement,
-                    start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+                placement = await self._control("resolve_placement", PlacementRequest(
+                    job_id=self.sub.job_id, excluded_agents=dict(excluded)), Placement)
             except (ActivityError, ApplicationError) as err:
                 raise JobEnded("failed", _message(err)) from err
             if placement.task_queue:
@@ -213,57 +246,100 @@ class TrainingJobWorkflow:
             if self.status != "queued" or placement.reason != self.queue_reason:
                 await self._transition("queued", queue_reason=placement.reason)
             try:
-                await workflow.wait_condition(lambda: self.agents_changed,
-                                              timeout=timedelta(seconds=self.sub.placement_recheck_seconds),
+                await workflow.wait_condition(lambda: self.agents_changed or bool(self.claim_hints),
+                                              timeout=timedelta(seconds=self.limits.placement_recheck_seconds),
                                               timeout_summary="placement-recheck")
             except asyncio.TimeoutError:
                 pass
+            await self._confirm_claims()
 
-    async def _run_attempt(self, evaluated: EvaluatedJob, placement: Placement) -> TrainingOutcome:
-        assignment = TrainingAssignment(job_id=self.sub.job_id, attempt=self.attempt,
-                                        owner_name=self.sub.owner_name, config=evaluated.config)
-        handle = workflow.start_activity(
-            RUN_TRAINING_ACTIVITY, assignment, result_type=TrainingOutcome, task_queue=placement.task_queue,
-            schedule_to_start_timeout=DISPATCH_SCHEDULE_TO_START, start_to_close_timeout=TRAINING_MAX_DURATION,
-            heartbeat_timeout=timedelta(seconds=self.sub.heartbeat_timeout_seconds),
-            retry_policy=RetryPolicy(maximum_attempts=1),
-            priority=(Priority(priority_key=task_queue_priority(self.scope.priority), fairness_key=self.scope.username)
-                      if self.scope is not None else Priority.default),
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"train {self.sub.config_name} (attempt {self.attempt})")
-        recorded_for: AgentStarted | None = None
+    async def _run_dispatch(self, placement: Placement, remaining: int) -> DispatchResult:
+        """Start the dispatch through the Nexus endpoint; record each confirmed claim as running."""
+        assert self.dispatch is not None
+        request = DispatchRequest(
+            job_id=self.sub.job_id, dispatch=self.dispatch.dispatch, task_queue=placement.task_queue or "",
+            first_attempt=self.dispatch.first_attempt, last_attempt=self.dispatch.last_attempt, max_lost=remaining,
+            heartbeat_timeout_seconds=self.limits.heartbeat_timeout_seconds,
+            start_timeout_seconds=self.limits.dispatch_start_timeout_seconds,
+            priority_key=task_queue_priority(self.scope.priority) if self.scope else None,
+            fairness_key=self.scope.username if self.scope else None,
+            summary=f"{self.sub.config_name} by {self.sub.owner_name}")
+        nexus = workflow.create_nexus_client(service=GpuDispatchService, endpoint=self.nexus_endpoint)
+        handle = await nexus.start_operation(GpuDispatchService.dispatch, request, output_type=DispatchResult,
+                                             schedule_to_close_timeout=DISPATCH_MAX_DURATION,
+                                             summary=f"dispatch {self.dispatch.dispatch} to {placement.task_queue}")
+        operation = asyncio.create_task(_outcome_of(handle))
         try:
-            while not handle.done():
-                await workflow.wait_condition(lambda: handle.done() or self.agent is not recorded_for)
-                if self.agent is not None and self.agent is not recorded_for:
-                    recorded_for = self.agent
-                    await self._transition("running")
-            return await handle
+            while not operation.done() or self.claim_hints:
+                await workflow.wait_condition(lambda: operation.done() or bool(self.claim_hints))
+                await self._confirm_claims()
+            return operation.result()
         except asyncio.CancelledError:
             handle.cancel()
             try:
-                await handle
-            except (ActivityError, asyncio.CancelledError):
+                await operation
+            except (NexusOperationError, asyncio.CancelledError):
                 pass
             raise
+
+    async def _confirm_claims(self) -> None:
+        while self.claim_hints:
+            await self._confirm_claim(self.claim_hints.pop(0))
+
+    async def _confirm_claim(self, hint: AgentStarted) -> None:
+        confirmed = await self._control("confirm_claim", ClaimCheck(job_id=self.sub.job_id, attempt=hint.attempt,
+                                                                    agent_id=hint.agent_id), ConfirmedClaim)
+        if not confirmed.confirmed or confirmed.attempt < self.attempt or (
+                confirmed.attempt == self.attempt and self.agent is not None):
+            return
+        self.attempt = confirmed.attempt
+        self.agent = AgentStarted(agent_id=confirmed.agent_id or "", agent_name=confirmed.agent_name or "",
+                                  attempt=confirmed.attempt)
+        await self._transition("running")
+
+    async def _settle(self, report: DispatchResult | None) -> SettledDispatch:
+        assert self.dispatch is not None
+        settled = await self._control("settle_dispatch", SettleRequest(
+            job_id=self.sub.job_id, dispatch=self.dispatch.dispatch, reported=report), SettledDispatch)
+        self.dispatch = None
+        if settled.attempt > self.attempt:
+            self.attempt = settled.attempt
+        if settled.agent_id and (self.agent is None or self.agent.agent_id != settled.agent_id):
+            self.agent = AgentStarted(agent_id=settled.agent_id, agent_name=settled.agent_name or "",
+                                      attempt=settled.attempt)
+        return settled
+
+    async def _close_dispatch(self) -> None:
+        """A cancelled job closes its open dispatch, so no agent can claim it any more."""
+        if self.dispatch is not None:
+            await self._settle(None)
 
     # ---- transitions --------------------------------------------------------------------------
 
     async def _transition(self, status: str, queue_reason: str | None = None, error: str | None = None,
                           outputs: list | None = None) -> None:
+        transition = self._next_transition(status, queue_reason, error, outputs)
+        await workflow.execute_local_activity("record_transition", transition,
+                                              start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
+                                              retry_policy=CONTROL_RETRY)
+        self._mirror()
+
+    def _next_transition(self, status: str, queue_reason: str | None = None, error: str | None = None,
+                         outputs: list | None = None) -> Transition:
         self.status, self.queue_reason = status, queue_reason
         if error:
             self.error = error
         self.seq += 1
         agent = self.agent
-        await workflow.execute_local_activity(
-            "record_transition",
-            Transition(job_id=self.sub.job_id, seq=self.seq, status=status, attempt=self.attempt,
-                       agent_id=agent.agent_id if agent else None, agent_name=agent.agent_name if agent else None,
-                       queue_reason=queue_reason, error=error, outputs=outputs),
-            start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+        return Transition(job_id=self.sub.job_id, seq=self.seq, status=status, attempt=self.attempt,
+                          agent_id=agent.agent_id if agent else None, agent_name=agent.agent_name if agent else None,
+                          queue_reason=queue_reason, error=error, outputs=outputs)
+
+    def _mirror(self) -> None:
+        """The job's status in its search attributes and current details (the Web UI's view)."""
+        agent = self.agent
         workflow.upsert_search_attributes([
-            SA_JOB_STATUS.value_set(status), SA_JOB_OWNER.value_set(self.sub.owner_name),
+            SA_JOB_STATUS.value_set(self.status), SA_JOB_OWNER.value_set(self.sub.owner_name),
             SA_CONFIG_NAME.value_set(self.sub.config_name), SA_JOB_TARGET.value_set(self.sub.target),
             SA_AGENT_NAME.value_set(agent.agent_name if agent else ""), SA_JOB_ATTEMPT.value_set(self.attempt),
         ])
@@ -272,7 +348,7 @@ class TrainingJobWorkflow:
     def _details(self) -> str:
         lines = [f"**Job** `{self.sub.job_id}` — **{self.status}**",
                  f"config `{self.sub.config_name}`, owner `{self.sub.owner_name}`, target `{self.sub.target}`",
-                 f"attempt {self.attempt} ({self.failures} of {self.sub.max_attempts} allowed agent losses used)"]
+                 f"attempt {self.attempt} ({self.failures} of {self.limits.max_attempts} allowed agent losses used)"]
         if self.sub.worker_labels:
             lines.append(f"selector {self.sub.worker_labels}")
         if self.agent:
@@ -286,10 +362,18 @@ class TrainingJobWorkflow:
         return "\n\n".join(lines)
 
 
-def _message(err: ActivityError | ApplicationError) -> str:
+async def _outcome_of(handle) -> DispatchResult:
+    """The GPU plane's report; a failed or lost operation reads as a dispatch that lost its agent."""
+    try:
+        return await handle
+    except NexusOperationError as err:
+        return DispatchResult(outcome="lost", attempt=0, error=_message(err))
+
+
+def _message(err: BaseException) -> str:
     if isinstance(err, ApplicationError):
         return err.message
-    cause = err.cause
+    cause = err.cause if isinstance(err, (ActivityError, NexusOperationError)) else None
     while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.cause
     if isinstance(cause, TimeoutError):

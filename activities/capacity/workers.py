@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, select
 
 from activities.db.models import Worker, utcnow
-from activities.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from activities.errors import Conflict, NotFound, Unauthorized
 from activities.audit.trail import audit
 from activities.secrets.tokens import hash_token, new_id, new_token
-from workflows.contracts import Placement, PlacementRequest, labels_match, pool_task_queue
+from workflows.contracts import normalize_hardware_type, pool_task_queue
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
 
 class WorkerCreate(BaseModel):
@@ -44,9 +45,25 @@ class Registration(BaseModel):
     gpu_name: str | None = None
     gpu_vram_gb: float | None = None
     accelerator_type: str | None = None
+    hardware_type: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")  # normalised, e.g. a100-80gb
     persistent: bool | None = None
     current_job_id: str | None = None
     version: str | None = None
+
+
+class WorkerPatch(BaseModel):
+    """Admin changes of an agent: its labels (they decide its pool, so placement follows at once)."""
+    model_config = ConfigDict(extra="forbid")
+    labels: dict[str, str] | None = Field(None, max_length=64)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, label in (value or {}).items():
+            if not LABEL_RE.match(key) or len(label) > 200:
+                raise ValueError(f"label {key!r}: keys are 1-64 letters, digits, '.', '_', '-', '/'; values at most "
+                                 "200 characters")
+        return value
 
 
 class Heartbeat(BaseModel):
@@ -69,7 +86,9 @@ def to_dict(worker: Worker, timeout_s: float) -> dict[str, Any]:
     return {"id": worker.id, "worker_id": worker.id, "name": worker.name, "status": status_of(worker, timeout_s),
             "draining": worker.draining, "worker_type": worker.worker_type, "local": worker.local,
             "gpu_count": worker.gpu_count, "gpu_name": worker.gpu_name, "gpu_vram_gb": worker.gpu_vram_gb,
-            "accelerator_type": worker.accelerator_type, "hostname": worker.hostname, "labels": worker.labels,
+            "accelerator_type": worker.accelerator_type, "hardware_type": worker.hardware_type,
+            "healthy": worker.unhealthy_since is None, "unhealthy_reason": worker.unhealthy_reason,
+            "unhealthy_since": worker.unhealthy_since, "hostname": worker.hostname, "labels": worker.labels,
             "task_queue": worker.task_queue, "current_job_id": worker.current_job_id,
             "last_heartbeat": worker.last_heartbeat, "registered_at": worker.registered_at,
             "created_at": worker.created_at}
@@ -114,6 +133,28 @@ def drain(session: Session, worker_id: str, actor: str) -> Worker:
     return worker
 
 
+def undrain(session: Session, worker_id: str, actor: str) -> Worker:
+    worker = get(session, worker_id)
+    worker.draining = False
+    session.add(worker)
+    audit(session, actor, "worker.undrained", "worker", worker.id)
+    return worker
+
+
+def update(session: Session, worker_id: str, patch: WorkerPatch, actor: str) -> Worker:
+    """Change the labels (admin state, never reset by the agent); the pool queue follows at once."""
+    worker = get(session, worker_id)
+    changes: dict[str, Any] = {}
+    if patch.labels is not None and patch.labels != worker.labels:
+        changes["labels"] = {"from": worker.labels, "to": patch.labels}
+        worker.labels = dict(patch.labels)
+        if worker.task_queue is not None:  # registered: move it to the pool of its new labels
+            worker.task_queue = pool_task_queue(worker.labels, worker.gpu_count, worker.local, worker.hardware_type)
+    session.add(worker)
+    audit(session, actor, "worker.updated", "worker", worker.id, changes)
+    return worker
+
+
 def delete(session: Session, worker_id: str, actor: str, timeout_s: float) -> None:
     worker = get(session, worker_id)
     status = status_of(worker, timeout_s)
@@ -136,13 +177,16 @@ def register(session: Session, worker: Worker, reg: Registration, ip: str | None
     now = utcnow()
     worker.gpu_count, worker.gpu_name, worker.gpu_vram_gb = reg.gpu_count, reg.gpu_name, reg.gpu_vram_gb
     worker.accelerator_type, worker.hostname = reg.accelerator_type, reg.hostname
-    worker.task_queue = pool_task_queue(worker.labels, worker.gpu_count, worker.local)
+    worker.hardware_type = reg.hardware_type or normalize_hardware_type(reg.gpu_name, reg.accelerator_type)
+    worker.task_queue = pool_task_queue(worker.labels, worker.gpu_count, worker.local, worker.hardware_type)
+    worker.unhealthy_since = worker.unhealthy_reason = None
     worker.current_job_id = reg.current_job_id
     worker.state = "busy" if reg.current_job_id else "idle"
     worker.registered_at = worker.last_heartbeat = now
     session.add(worker)
     audit(session, f"worker:{worker.name}", "worker.registered", "worker", worker.id,
-          {"gpu_count": reg.gpu_count, "accelerator_type": reg.accelerator_type, "hostname": reg.hostname}, ip=ip)
+          {"gpu_count": reg.gpu_count, "accelerator_type": reg.accelerator_type, "hardware_type": worker.hardware_type,
+           "hostname": reg.hostname}, ip=ip)
     return worker
 
 
@@ -160,33 +204,3 @@ def disconnect(session: Session, worker: Worker, reason: str | None) -> None:
     worker.state, worker.current_job_id = "offline", None
     session.add(worker)
     audit(session, f"worker:{worker.name}", "worker.disconnected", "worker", worker.id, {"reason": reason})
-
-
-def resolve_placement(session: Session, req: PlacementRequest, timeout_s: float) -> Placement:
-    """Choose the pool queue for a job: live, non-draining agents with enough GPUs and matching labels."""
-    if req.target not in ("worker", "local", "auto"):
-        raise InvalidInput(f"unknown target {req.target!r}")
-    now = utcnow()
-    def lost_here(w: Worker) -> bool:
-        lost_at = req.excluded_agents.get(w.id)
-        return lost_at is not None and (w.registered_at is None or w.registered_at <= lost_at)
-
-    live = [w for w in list_all(session)
-            if w.task_queue and not lost_here(w) and status_of(w, timeout_s, now) in ("idle", "busy")]
-    if not live:
-        return Placement(reason="no agent is online")
-    fitting = [w for w in live if w.gpu_count >= req.gpu_count and labels_match(req.worker_labels, w.labels)]
-    wanted = {"worker": [False], "local": [True], "auto": [False, True]}[req.target]
-    for local in wanted:
-        pools: dict[str, list[Worker]] = {}
-        for w in fitting:
-            if w.local == local:
-                pools.setdefault(w.task_queue, []).append(w)  # type: ignore[arg-type]
-        if pools:
-            best = max(pools.items(), key=lambda kv: (sum(1 for w in kv[1] if status_of(w, timeout_s, now) == "idle"),
-                                                       len(kv[1]), kv[0]))
-            return Placement(task_queue=best[0], is_local=local, agent_count=len(best[1]))
-    kind = {"worker": "remote agent", "local": "local agent", "auto": "agent"}[req.target]
-    selector = f" with labels matching {req.worker_labels}" if req.worker_labels else ""
-    return Placement(reason=f"no live, non-draining {kind}{selector} with at least {req.gpu_count} GPU(s) "
-                            f"({len(live)} agent(s) online)")

@@ -112,14 +112,27 @@ class Job(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    team_slug: str | None = None  # the team the submitter asked to charge (resolved at evaluation)
     team_id: str | None = Field(default=None, index=True)
     org_id: str | None = Field(default=None, index=True)
     cost_estimate_usd: float | None = None
     cost_usd: float | None = None  # actual: run time x GPUs x hourly rate, written at completion
     gpu_hours: float | None = None  # actual, written at completion
     gpu_hours_estimate: float | None = None
-    hourly_rate_usd: float | None = None  # per GPU-hour, fixed at evaluation
+    hourly_rate_usd: float | None = None  # per GPU-hour: the estimate's at evaluation, the real hardware's once claimed
     warnings: list = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
+    # What the evaluation froze and decided (the API records the submission; the workflow's
+    # evaluation reads it, once, from the run recorded here).
+    frozen_config: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    approval_requirement: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    evaluated_at: datetime | None = None
+    workflow_run_id: str | None = None
+    # Whether the job counts against daily/monthly quotas and cost limits: "pending" until its
+    # evaluation charged it ("charged") or refused it ("refused"). Rows from before evaluation
+    # charged jobs were accepted by the API, hence the default.
+    charge_state: str = "charged"
+    hardware_type: str | None = None  # of the agent that claimed the latest attempt
+    dispatch_seq: int = 0  # the job's latest dispatch (see JobDispatch)
 
 
 class JobLogLine(SQLModel, table=True):
@@ -170,6 +183,9 @@ class Worker(SQLModel, table=True):
     accelerator_type: str | None = None
     hostname: str | None = None
     task_queue: str | None = None
+    hardware_type: str | None = None  # normalised from what the agent reported (a100-80gb, h200, cpu, ...)
+    unhealthy_since: datetime | None = None  # left a dispatched attempt unstarted while it looked idle
+    unhealthy_reason: str | None = None
     current_job_id: str | None = None
     registered_at: datetime | None = None
     last_heartbeat: datetime | None = None

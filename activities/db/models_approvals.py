@@ -95,3 +95,19 @@ class NotificationChannel(SQLModel, table=True):
     imap_folder: str = "INBOX"
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalDecisionIntent(SQLModel, table=True):
+    """A decision an authenticated channel recorded before asking the job's workflow to apply it:
+    the REST call of a signed-in approver, or an e-mail reply whose token was spent. The workflow's
+    check reads this row (never the update's payload) and spends it."""
+    id: str = Field(primary_key=True)  # also the Workflow Update id
+    request_id: str = Field(index=True)
+    job_id: str
+    actor_id: str
+    actor_name: str
+    decision: str  # approve | reject | cancel
+    channel: str  # rest | queue | email
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    used_at: datetime | None = None

@@ -33,6 +33,7 @@ class Admission(SQLModel, table=True):
     org_slug: str | None = None
     priority: int = 0  # from the submitter's level (admin 100 ... viewer 10) or an admin override
     priority_override: int | None = None
+    bypass_queue: bool = False  # the submitter holds job.bypass.queue: ahead of the line, never past a limit
     fair_tag: float = 0.0  # start-time fair queueing: max(clock, the user's last tag) + 1 at enqueue
     state: str = Field(default="waiting", index=True)  # waiting | admitted | released
     enqueued_seq: int = Field(default=0, index=True)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from activities.db.models import Job, JobEvent, JobLogLine, Worker, as_utc, utcnow
+from activities.db.models import Job, JobEvent, JobLogLine, as_utc, utcnow
 from activities.errors import Conflict, NotFound
 from activities.audit.trail import audit, emit_event
 from workflows.contracts import TERMINAL_STATUSES, JobSubmission, Transition
@@ -24,7 +24,8 @@ def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
         "worker_labels": job.worker_labels, "gpu_count": job.gpu_count, "priority": job.priority,
         "owner": job.owner_name, "user_id": job.owner_id, "idempotency_key": job.idempotency_key,
         "attempt": job.attempt, "max_attempts": job.max_attempts, "agent_id": job.agent_id,
-        "agent_name": job.agent_name, "queue_reason": job.queue_reason, "progress": job.progress,
+        "agent_name": job.agent_name, "hardware_type": job.hardware_type, "queue_reason": job.queue_reason,
+        "progress": job.progress,
         "error": job.error, "team_id": job.team_id, "org_id": job.org_id,
         "cost_estimate_usd": job.cost_estimate_usd, "cost_usd": job.cost_usd, "gpu_hours": job.gpu_hours,
         "warnings": job.warnings or [],
@@ -60,7 +61,8 @@ def list_jobs(session: Session, status: str | None = None, user: str | None = No
 
 
 def create_pending(session: Session, sub: JobSubmission, ip: str | None = None) -> tuple[Job, bool]:
-    """Insert the job row if it is not there yet (the workflow's evaluation may have won the race)."""
+    """Record an authenticated submission before its workflow starts (the evaluation reads it from
+    here); an existing row with the same id is an idempotent replay of the same request."""
     job = session.get(Job, sub.job_id)
     if job is not None:
         if job.request_hash != sub.request_hash:
@@ -69,13 +71,32 @@ def create_pending(session: Session, sub: JobSubmission, ip: str | None = None) 
         return job, False
     job = Job(id=sub.job_id, owner_id=sub.owner_id, owner_name=sub.owner_name, config_name=sub.config_name,
               target=sub.target, worker_labels=sub.worker_labels, gpu_count=sub.gpu_count, priority=sub.priority,
-              idempotency_key=sub.idempotency_key, request_hash=sub.request_hash, max_attempts=sub.max_attempts)
+              idempotency_key=sub.idempotency_key, request_hash=sub.request_hash, max_attempts=sub.max_attempts,
+              team_slug=sub.team, charge_state="pending")
     session.add(job)
     emit_event(session, "job.submitted", job.id, "pending", {"config_name": sub.config_name, "owner": sub.owner_name},
                transition_seq=0)
     audit(session, sub.owner_name, "job.submitted", "job", job.id,
           {"config_name": sub.config_name, "target": sub.target}, ip=ip)
     return job, True
+
+
+def note_estimates(job: Job, cost_usd: float | None, hourly_rate_usd: float | None, gpu_hours: float | None,
+                   gpu_count: int) -> None:
+    """The estimates the submission was checked with (the evaluation records its own, authoritative)."""
+    job.cost_estimate_usd, job.hourly_rate_usd, job.gpu_hours_estimate = cost_usd, hourly_rate_usd, gpu_hours
+    job.gpu_count = job.gpu_count or gpu_count
+
+
+def fail_unstarted(session: Session, job_id: str, error: str) -> None:
+    """A recorded submission whose workflow could not be started ends here, failed, with the reason."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != "pending":
+        return
+    job.status, job.error, job.finished_at, job.charge_state = "failed", error, utcnow(), "refused"
+    session.add(job)
+    emit_event(session, "job.failed", job.id, "failed", {"error": error})
+    audit(session, "system:api", "job.start_failed", "job", job.id, {"error": error})
 
 
 def apply_transition(session: Session, t: Transition) -> Job:
@@ -88,7 +109,8 @@ def apply_transition(session: Session, t: Transition) -> Job:
     if already is not None:
         return job
     now = utcnow()
-    job.status, job.attempt, job.updated_at, job.queue_reason = t.status, t.attempt, now, t.queue_reason
+    job.status, job.updated_at, job.queue_reason = t.status, now, t.queue_reason
+    job.attempt = max(job.attempt, t.attempt)  # a claim may already have recorded a newer attempt
     if t.status == "queued":
         job.agent_id = job.agent_name = None
     if t.status == "running":
@@ -119,17 +141,6 @@ def _record_actual_use(job: Job) -> None:
     job.gpu_hours = round(max(0.0, (as_utc(job.finished_at) - as_utc(job.started_at)).total_seconds()) / 3600.0 * (job.gpu_count or 1), 6)
     if job.hourly_rate_usd is not None:
         job.cost_usd = round(job.gpu_hours * job.hourly_rate_usd, 4)
-
-
-def check_agent_may_report(job: Job, worker: Worker, attempt: int, claiming: bool) -> None:
-    if job.status in TERMINAL_STATUSES:
-        raise Conflict(f"job {job.id} is already {job.status}")
-    if attempt != job.attempt:
-        raise Conflict(f"attempt {attempt} of job {job.id} is stale (current attempt is {job.attempt})")
-    if job.agent_id and job.agent_id != worker.id:
-        raise Conflict(f"job {job.id} attempt {attempt} belongs to agent {job.agent_name}")
-    if claiming and worker.draining:
-        raise Conflict(f"agent {worker.name} is draining and takes no new jobs")
 
 
 def append_logs(session: Session, job_id: str, attempt: int, offset: int, lines: list[str]) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from activities.db.models import User, as_utc, utcnow
-from activities.db.models_approvals import ApprovalToken, InboundEmail
+from activities.db.models_approvals import ApprovalDecisionIntent, InboundEmail
 from activities.notify.mail.reply_parser import ParsedReply
 from activities.governance import approvals
 from activities.audit.trail import audit
@@ -69,20 +69,23 @@ def judge(session: Session, reply: ParsedReply) -> ReplyVerdict:
     row = InboundEmail(message_id=reply.message_id, sender=reply.sender, request_id=req.id, decision=reply.decision,
                        status="delivering", detail=reply.text or None)  # the comment, until delivered
     session.add(row)
-    decision = approvals.decision_from(session, approver, reply.decision, "email", reply.text or None,
-                                       message_id=reply.message_id)
-    return ReplyVerdict("deliver", f"{reply.decision} by {approver.username}", job_id=req.job_id, decision=decision, answer_to=answer)
+    intent = approvals.record_intent(session, req, approver, reply.decision, "email", reply.text or None,
+                                     intent_id=intent_id(reply.message_id))
+    return ReplyVerdict("deliver", f"{reply.decision} by {approver.username}", job_id=req.job_id,
+                        decision=approvals.decision_of(intent), answer_to=answer)
+
+
+def intent_id(message_id: str) -> str:
+    """The recorded decision (and Workflow Update) id of an e-mail reply: the same message is one decision."""
+    return f"email:{message_id}"[:255]
 
 
 def _redeliver(session: Session, seen: InboundEmail) -> ReplyVerdict:
-    token = session.exec(select(ApprovalToken).where(ApprovalToken.used_message_id == seen.message_id)).first()
-    approver = session.get(User, token.approver_id) if token else None
-    if approver is None or seen.decision is None or seen.request_id is None:
-        return ReplyVerdict("drop", "cannot redeliver: the approver is unknown")
-    req = approvals.get(session, seen.request_id)
-    decision = approvals.decision_from(session, approver, seen.decision, "email", seen.detail or None,
-                                       message_id=seen.message_id)
-    return ReplyVerdict("deliver", "redelivery", job_id=req.job_id, decision=decision, answer_to=seen.sender)
+    intent = session.get(ApprovalDecisionIntent, intent_id(seen.message_id))
+    if intent is None:
+        return ReplyVerdict("drop", "cannot redeliver: no decision was recorded for this message")
+    return ReplyVerdict("deliver", "redelivery", job_id=intent.job_id, decision=approvals.decision_of(intent),
+                        answer_to=seen.sender)
 
 
 def _record(session: Session, reply: ParsedReply, request_id: str | None, status: str, detail: str,

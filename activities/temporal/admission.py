@@ -1,8 +1,11 @@
-"""Admission activities: take a place in line (maybe a slot at once), give the slot back.
+"""Admission activities: take a place in line (maybe a slot at once), confirm a slot, give it back.
 
-Each call runs an admission pass in one transaction, then signals ``admission_granted`` to every
-admitted job not yet told (also ones admitted by an earlier pass whose signal was lost), and
-records that they were told. The API does the same after changing a limit or a priority.
+Each call runs only for the job's own workflow run. Taking a place reads the job's scope from the
+database (owner level or granted priority, team and org charged at evaluation, ``job.bypass.queue``),
+never from the request, and needs an evaluated, charged job. Each enqueue or release runs an
+admission pass in one transaction, then signals ``admission_granted`` to every admitted job not yet
+told (also ones admitted by an earlier pass whose signal was lost). The signal is only a hint: the
+workflow confirms its slot with ``confirm_admission`` before it goes on.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.audit.trail import audit
 from activities.capacity import admission
 from activities.capacity.admission_signals import notify_admitted
 from activities.db.models_queue import Admission
+from activities.errors import DomainError
+from activities.governance import policy
+from activities.temporal.binding import bound_job, refuse
 from workflows.contracts import AdmissionRequest, AdmissionTicket
 
 
@@ -32,11 +39,19 @@ class AdmissionActivities:
         return ticket
 
     def _enqueue_and_pass(self, req: AdmissionRequest) -> AdmissionTicket:
-        s = req.scope
         with self._session() as session:
+            job = bound_job(session, req.job_id)
+            if job.charge_state != "charged":
+                refuse(session, req.job_id, f"job {req.job_id} was not accepted by its evaluation")
+            try:
+                s, bypass = policy.queue_scope(session, job)
+            except DomainError as exc:
+                refuse(session, req.job_id, exc.detail)
+                raise
             admission.enqueue(session, Admission(
                 job_id=req.job_id, user_id=s.user_id, username=s.username, level=s.level, team_id=s.team_id,
-                team_slug=s.team_slug, org_id=s.org_id, org_slug=s.org_slug, priority=s.priority))
+                team_slug=s.team_slug, org_id=s.org_id, org_slug=s.org_slug, priority=s.priority,
+                bypass_queue=bypass))
             decisions = admission.admit_pass(session)
             row = session.get(Admission, req.job_id)
             assert row is not None
@@ -48,6 +63,19 @@ class AdmissionActivities:
             session.commit()
             return AdmissionTicket(admitted=False, reason=reason)
 
+    @activity.defn(name="confirm_admission")
+    def confirm_admission(self, job_id: str) -> AdmissionTicket:
+        """Does the job really hold a slot? (An ``admission_granted`` signal anyone could have sent.)"""
+        with self._session() as session:
+            bound_job(session, job_id)
+            row = session.get(Admission, job_id)
+            if row is not None and row.state == "admitted":
+                return AdmissionTicket(admitted=True)
+            why = f"no admission of job {job_id} is recorded (state {row.state if row else 'not queued'})"
+            audit(session, "system:workflow", "job.admission_signal_refused", "job", job_id, {"reason": why})
+            session.commit()
+            return AdmissionTicket(admitted=False, reason=why)
+
     @activity.defn(name="release_admission")
     async def release_admission(self, job_id: str) -> None:
         await asyncio.to_thread(self._release_and_pass, job_id)
@@ -55,6 +83,7 @@ class AdmissionActivities:
 
     def _release_and_pass(self, job_id: str) -> None:
         with self._session() as session:
+            bound_job(session, job_id)
             if admission.release(session, job_id):
                 admission.admit_pass(session)
             session.commit()

@@ -17,7 +17,11 @@ from activities.governance import approvals
 from activities.notify import channels
 from activities.secrets.credential_crypto import CredentialCipher
 from activities.settings import Settings
-from workflows.contracts import ApprovalNotice, ApprovalOpened, ApprovalOutcome, OpenApproval
+from activities.temporal.binding import bound_job, refuse
+from workflows.contracts import (
+    ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, ApprovalNotice, ApprovalOpened, ApprovalOutcome,
+    ApprovalRequirement, DecisionCheck, DecisionVerdict, OpenApproval,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,16 @@ class ApprovalActivities:
 
     @activity.defn(name="open_approval")
     def open_approval(self, req: OpenApproval) -> ApprovalOpened:
+        """Open the request the job's evaluation found necessary (its rule, level and timeout come from
+        the database; jobs evaluated before the evaluation recorded them use the request's)."""
         with self._session() as session:
+            job = bound_job(session, req.job_id)
+            if job.evaluated_at is not None:
+                if not job.approval_requirement:
+                    refuse(session, job.id, f"job {job.id} needs no approval")
+                req = req.model_copy(update={"owner_id": job.owner_id, "owner_name": job.owner_name,
+                                             "config_name": job.config_name,
+                                             "requirement": ApprovalRequirement(**job.approval_requirement)})
             row = approvals.open_request(session, req)
             session.commit()
             return ApprovalOpened(request_id=row.id, expires_at=row.expires_at)
@@ -38,14 +51,30 @@ class ApprovalActivities:
     @activity.defn(name="close_approval")
     def close_approval(self, outcome: ApprovalOutcome) -> None:
         with self._session() as session:
+            bound_job(session, outcome.job_id)
+            if approvals.get(session, outcome.request_id).job_id != outcome.job_id:
+                refuse(session, outcome.job_id, f"approval request {outcome.request_id} is not this job's")
             approvals.close_request(session, outcome)
             session.commit()
+
+    @activity.defn(name="check_approval_decision")
+    def check_approval_decision(self, check: DecisionCheck) -> DecisionVerdict:
+        """Is this update a decision a channel recorded, and may its actor still make it? Spends it."""
+        with self._session() as session:
+            bound_job(session, check.job_id)
+            kind, message = approvals.check_decision(session, check.request_id, check.job_id, check.decision)
+            session.commit()
+            if kind is None:
+                return DecisionVerdict(allowed=True, actor_name=message)
+            error = ERR_APPROVAL_FORBIDDEN if kind == "forbidden" else ERR_APPROVAL_NOT_PENDING
+            return DecisionVerdict(allowed=False, error_type=error, message=message)
 
     @activity.defn(name="send_approval_notice")
     async def send_approval_notice(self, notice: ApprovalNotice) -> int:
         """E-mail every eligible approver a personal reply token ("required"), or tell the submitter
         (and, on expiry, the approvers) how it ended. Returns how many messages went out. SMTP errors
         fail the attempt and Temporal retries; approvers already mailed are not mailed again."""
+        await asyncio.to_thread(self._bound_request, notice.request_id)
         transport = await asyncio.to_thread(self._transport)
         if transport is None:
             log.info("approval %s: no enabled e-mail channel, nobody mailed", notice.request_id)
@@ -53,6 +82,11 @@ class ApprovalActivities:
         if notice.kind == "required":
             return await self._mail_approvers(notice.request_id, transport)
         return await self._mail_outcome(notice, transport)
+
+    def _bound_request(self, request_id: str) -> None:
+        """Only the workflow of the request's job sends its e-mails."""
+        with self._session() as session:
+            bound_job(session, approvals.get(session, request_id).job_id)
 
     def _transport(self) -> channels.EmailTransport | None:
         with self._session() as session:

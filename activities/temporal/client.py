@@ -25,11 +25,11 @@ def _tls(cfg: TemporalSettings) -> TLSConfig | bool:
                      client_private_key=read(cfg.tls_key_path))
 
 
-async def connect(cfg: TemporalSettings, lazy: bool = False) -> Client:
-    """A client with the pydantic converter; ``lazy`` defers dialing to the first call (the API
-    starts, and reports not-ready, while Temporal is down)."""
-    return await Client.connect(cfg.address, namespace=cfg.namespace, tls=_tls(cfg),
-                                data_converter=pydantic_data_converter, lazy=lazy)
+async def connect(cfg: TemporalSettings, lazy: bool = False, namespace: str | None = None) -> Client:
+    """A client of the control namespace (or ``namespace``) with the pydantic converter; ``lazy``
+    defers dialing to the first call (the API starts, and reports not-ready, while Temporal is down)."""
+    return await Client.connect(cfg.address, namespace=namespace or cfg.namespace, tls=_tls(cfg),
+                                api_key=cfg.api_key, data_converter=pydantic_data_converter, lazy=lazy)
 
 
 async def connect_with_retry(cfg: TemporalSettings, stop: asyncio.Event | None = None,
@@ -38,7 +38,7 @@ async def connect_with_retry(cfg: TemporalSettings, stop: asyncio.Event | None =
     delay = 0.2
     while stop is None or not stop.is_set():
         try:
-            return await connect(cfg)
+            return await connect(cfg, lazy=False)
         except RuntimeError as exc:
             log.warning("Temporal at %s not reachable yet (%s); retrying in %.1fs", cfg.address, exc, delay)
             try:

@@ -1,4 +1,10 @@
-"""Control-plane activities run by the worker host: evaluation, placement, transitions."""
+"""Control-plane activities of the job workflow: evaluation, placement, transitions.
+
+Each reads the job from the database and runs only for the job's own workflow run (``binding``).
+The evaluation is where every policy is applied (``governance.policy``): it reads the submission the
+API recorded, charges the job against daily/monthly quotas and cost limits in one serialised
+transaction, freezes the config and records the verdict.
+"""
 
 from __future__ import annotations
 
@@ -8,104 +14,111 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db.models import Job
-from activities.errors import DomainError, NotFound
-from activities.governance import approval_rules
-from activities.jobs import configs
-from activities.jobs import jobs
-from activities.identity import orgs
-from activities.capacity import workers
-from activities.governance import cost as cost_service
-from activities.identity.permissions import LEVEL_PRIORITY, effective_permissions, highest_level
-from activities.identity.principals import levels_of, overrides_of
+from activities.audit.trail import audit, emit_event
+from activities.capacity import admission, placement
+from activities.db.models import Job, utcnow
+from activities.errors import DomainError
+from activities.governance import policy
+from activities.jobs import configs, jobs
+from activities.settings import Settings
+from activities.temporal.binding import bound_job
 from workflows.contracts import (
-    ERR_INVALID_SUBMISSION, ApprovalRequirement, EvaluatedJob, JobScope, JobSubmission, Placement, PlacementRequest, Transition,
+    ERR_INVALID_SUBMISSION, TERMINAL_STATUSES, EvaluatedJob, JobSubmission, Placement, PlacementRequest, RunLimits,
+    Transition,
 )
 
 
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type=ERR_INVALID_SUBMISSION, non_retryable=True)
+
+
 class ControlActivities:
-    def __init__(self, session_factory: Callable[[], Session], heartbeat_timeout_s: float,
-                 approval_timeout_hours: float = 24.0, hourly_rates: dict[str, float] | None = None) -> None:
+    def __init__(self, session_factory: Callable[[], Session], settings: Settings) -> None:
         self._session = session_factory
-        self._timeout = heartbeat_timeout_s
-        self._approval_timeout_s = approval_timeout_hours * 3600.0
-        self._rates = hourly_rates or {}
+        self._settings = settings
+
+    @property
+    def limits(self) -> RunLimits:
+        s = self._settings
+        return RunLimits(max_attempts=s.job_max_attempts, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
+                         placement_recheck_seconds=s.placement_recheck_seconds,
+                         dispatch_start_timeout_seconds=s.dispatch_start_timeout_seconds)
 
     @activity.defn(name="evaluate_submission")
     def evaluate_submission(self, sub: JobSubmission) -> EvaluatedJob:
-        """Resolve and freeze the training config; make sure the job row exists."""
+        """Evaluate the submission recorded for ``sub.job_id`` (nothing else of ``sub`` is believed)."""
+        info = activity.info()
         with self._session() as session:
-            try:
-                config = configs.get(session, sub.config_name)
-            except NotFound as exc:
-                raise ApplicationError(exc.detail, type=ERR_INVALID_SUBMISSION, non_retryable=True) from exc
-            if not config.command:
-                raise ApplicationError(f"config {config.name!r} has no command to run", type=ERR_INVALID_SUBMISSION,
-                                       non_retryable=True)
-            if session.get(Job, sub.job_id) is None:  # the API died between start and insert
-                jobs.create_pending(session, sub)
+            job = session.get(Job, sub.job_id)
+            why = self._not_evaluable(job, sub, info.workflow_id, info.workflow_run_id)
+            if why is not None:
+                audit(session, f"workflow:{info.workflow_id}", "job.evaluation_refused", "job", sub.job_id,
+                      {"reason": why, "claimed_owner": sub.owner_name, "config_name": sub.config_name})
                 session.commit()
-            gpu_count = sub.gpu_count or config.gpu_count
-            cost = cost_service.estimate_usd(config.hardware_type, gpu_count, config.estimated_hours, self._rates)
+                raise _refused(why)
+            assert job is not None
+            admission.settings(session, lock=True)  # one evaluation at a time: quotas are consumed atomically
+            submission = policy.Submission(owner_id=job.owner_id, config_name=job.config_name, target=job.target,
+                                           gpu_count=job.gpu_count, priority=job.priority, team=job.team_slug,
+                                           job_id=job.id)
             try:
-                scope = self._scope(session, sub)
+                verdict = policy.evaluate(session, submission, self._settings.cost.hourly_rates_usd,
+                                          self._settings.approval_timeout_hours * 3600.0)
             except DomainError as exc:
-                raise ApplicationError(exc.detail, type=ERR_INVALID_SUBMISSION, non_retryable=True) from exc
-            self._record_estimates(session, sub.job_id, scope, config, gpu_count, cost)
-            approval = self._approval_needed(session, sub, config, cost)
+                job.charge_state, job.workflow_run_id = "refused", info.workflow_run_id
+                session.add(job)
+                audit(session, "system:workflow", "job.refused", "job", job.id, {"reason": exc.detail})
+                session.commit()
+                raise _refused(exc.detail) from None
+            self._record(session, job, verdict, info.workflow_run_id)
             session.commit()
-            return EvaluatedJob(config=configs.to_spec(config), gpu_count=gpu_count, cost_estimate_usd=cost,
-                                approval=approval, scope=scope)
+            return EvaluatedJob(config=configs.to_spec(verdict.config), gpu_count=verdict.gpu_count,
+                                cost_estimate_usd=verdict.cost_estimate_usd, approval=verdict.approval,
+                                scope=verdict.scope, owner_name=verdict.owner.username, config_name=job.config_name,
+                                target=job.target, limits=self.limits,
+                                nexus_endpoint=self._settings.temporal.nexus_endpoint)
 
-    def _scope(self, session: Session, sub: JobSubmission) -> JobScope:
-        """Who the job is charged to (team, org) and its queue priority."""
-        levels = levels_of(session, sub.owner_id)
-        level = highest_level(levels)
-        priority = LEVEL_PRIORITY.get(level or "", 0)
-        if sub.priority is not None and "job.priority.high" in effective_permissions(levels, overrides_of(session, sub.owner_id)):
-            priority = sub.priority
-        team, org = orgs.job_scope(session, sub.owner_id, sub.team)
-        return JobScope(user_id=sub.owner_id, username=sub.owner_name, level=level, priority=priority,
-                        team_id=team.id if team else None, team_slug=team.slug if team else None,
-                        org_id=org.id if org else None, org_slug=org.slug if org else None)
-
-    def _record_estimates(self, session: Session, job_id: str, scope: JobScope, config, gpu_count: int,
-                          cost: float | None) -> None:
-        job = session.get(Job, job_id)
+    @staticmethod
+    def _not_evaluable(job: Job | None, sub: JobSubmission, workflow_id: str, run_id: str) -> str | None:
         if job is None:
-            return
-        job.team_id, job.org_id, job.cost_estimate_usd, job.gpu_count = scope.team_id, scope.org_id, cost, gpu_count
-        job.hourly_rate_usd = cost_service.hourly_rate(config.hardware_type, self._rates)
-        job.gpu_hours_estimate = (round(config.estimated_hours * gpu_count, 4)
-                                  if config.estimated_hours is not None else None)
-        session.add(job)
+            return f"job {sub.job_id} was not submitted through the API"
+        if workflow_id != job.id:
+            return f"job {job.id} can only be evaluated by its own workflow, not by {workflow_id!r}"
+        if job.workflow_run_id not in (None, run_id):
+            return f"job {job.id} was already evaluated by another run of its workflow"
+        if job.status in TERMINAL_STATUSES:
+            return f"job {job.id} is already {job.status}"
+        if job.charge_state == "refused":
+            return f"job {job.id} was already refused"
+        return None
 
-    def _approval_needed(self, session: Session, sub: JobSubmission, config, cost: float | None
-                         ) -> ApprovalRequirement | None:
-        """First matching approval rule, unless the submitter may bypass approval."""
-        levels = levels_of(session, sub.owner_id)
-        if "job.bypass.approval" in effective_permissions(levels, overrides_of(session, sub.owner_id)):
-            return None
-        ctx = approval_rules.RuleContext(job_id=sub.job_id, user_id=sub.owner_id, levels=levels,
-                                         cost_estimate_usd=cost, hardware_type=config.hardware_type,
-                                         config_name=config.name, provider=sub.target)
-        rule = approval_rules.evaluate(session, ctx)
-        if rule is None:
-            return None
-        return ApprovalRequirement(rule_id=rule.id, rule_name=rule.name, reason=approval_rules.describe_match(rule, ctx),
-                                   required_level=rule.required_approver_level, cost_estimate_usd=cost,
-                                   timeout_seconds=self._approval_timeout_s)
+    @staticmethod
+    def _record(session: Session, job: Job, verdict: policy.Verdict, run_id: str) -> None:
+        first = job.evaluated_at is None
+        job.frozen_config = configs.to_spec(verdict.config).model_dump()
+        job.approval_requirement = verdict.approval.model_dump() if verdict.approval else None
+        job.gpu_count, job.cost_estimate_usd = verdict.gpu_count, verdict.cost_estimate_usd
+        job.hourly_rate_usd, job.gpu_hours_estimate = verdict.hourly_rate_usd, verdict.gpu_hours_estimate
+        job.team_id, job.org_id = verdict.scope.team_id, verdict.scope.org_id
+        job.charge_state, job.workflow_run_id, job.evaluated_at = "charged", run_id, job.evaluated_at or utcnow()
+        job.warnings = [f.message for f in verdict.findings]
+        session.add(job)
+        if first:
+            for finding in verdict.findings:
+                emit_event(session, finding.event, job.id, job.status, {"message": finding.message})
 
     @activity.defn(name="resolve_placement")
     def resolve_placement(self, req: PlacementRequest) -> Placement:
         with self._session() as session:
+            bound_job(session, req.job_id)
             try:
-                return workers.resolve_placement(session, req, self._timeout)
+                return placement.resolve(session, req, self._settings.heartbeat_timeout_seconds)
             except DomainError as exc:
-                raise ApplicationError(exc.detail, type=ERR_INVALID_SUBMISSION, non_retryable=True) from exc
+                raise _refused(exc.detail) from exc
 
     @activity.defn(name="record_transition")
     def record_transition(self, transition: Transition) -> None:
         with self._session() as session:
+            bound_job(session, transition.job_id)
             jobs.apply_transition(session, transition)
             session.commit()

@@ -102,7 +102,7 @@ class MailboxActivities:
         handle = self._client.get_workflow_handle(verdict.job_id)
         try:
             outcome = await handle.execute_update(APPROVAL_DECISION_UPDATE, verdict.decision,
-                                                  id=f"email:{reply.message_id}"[:255], result_type=ApprovalOutcome,
+                                                  id=verdict.decision.message_id, result_type=ApprovalOutcome,
                                                   rpc_timeout=UPDATE_TIMEOUT)
             status, detail = "applied", f"request {outcome.request_id} {outcome.status}"
         except WorkflowUpdateFailedError as exc:

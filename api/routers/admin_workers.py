@@ -1,11 +1,13 @@
-"""Admin API for GPU agents: create (token shown once), list, drain, rotate token, delete."""
+"""Admin API for GPU agents: create (token shown once), list, drain and undrain, change labels, rotate
+token, delete. Drain and labels take effect for placement at once (queued jobs re-check)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
 from activities.capacity import workers
-from activities.capacity.workers import WorkerCreate
+from activities.capacity.workers import WorkerCreate, WorkerPatch
+from api.agent_events import nudge_queued_jobs
 from api.deps import WorkersAdminDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/api/admin/workers", tags=["admin: workers"])
@@ -31,6 +33,25 @@ def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal
     session.commit()
     return {"worker_id": worker.id, "draining": True,
             "status": workers.status_of(worker, state.settings.heartbeat_timeout_seconds)}
+
+
+@router.post("/{worker_id}/undrain")
+def undrain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: WorkersAdminDep,
+                   background: BackgroundTasks) -> dict:
+    worker = workers.undrain(session, worker_id, actor=principal.username)
+    session.commit()
+    background.add_task(nudge_queued_jobs, state.temporal)
+    return {"worker_id": worker.id, "draining": False,
+            "status": workers.status_of(worker, state.settings.heartbeat_timeout_seconds)}
+
+
+@router.patch("/{worker_id}")
+def update_worker(worker_id: str, body: WorkerPatch, session: SessionDep, state: StateDep,
+                  principal: WorkersAdminDep, background: BackgroundTasks) -> dict:
+    worker = workers.update(session, worker_id, body, actor=principal.username)
+    session.commit()
+    background.add_task(nudge_queued_jobs, state.temporal)
+    return workers.to_dict(worker, state.settings.heartbeat_timeout_seconds)
 
 
 @router.post("/{worker_id}/token")

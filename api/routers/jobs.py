@@ -102,7 +102,7 @@ def download_output(job_id: str, name: str, session: SessionDep, state: StateDep
     job = visible_job(session, principal, job_id)
     if not any(o["name"] == name for o in job.outputs):
         raise NotFound(f"job {job_id} has no output {name!r}")
-    path: Path = outputs.path_for(state.settings, job_id, name)
+    path: Path = outputs.stored_path(state.settings, job_id, name, job.attempt)
     if not path.is_file():
         raise NotFound(f"output {name!r} of job {job_id} is missing on this server")
     return FileResponse(path, filename=Path(name).name)

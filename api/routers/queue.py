@@ -1,4 +1,5 @@
-"""The admission queue: order, positions and reasons, limits, priority overrides, cancel."""
+"""The admission queue: order, positions and reasons, limits, priority overrides, cancel, and deciding a
+queued job's approval (``queue.approve``)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from activities.jobs import jobs
 from activities.audit.trail import audit
 from activities.identity.principals import Principal
 from activities.capacity.admission_signals import pass_and_notify
+from api.approval_decisions import DecisionBody, decide, for_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.job_cancel import cancel_job
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 QueueAdminDep = Annotated[Principal, Depends(require("queue.manage"))]
+QueueApproverDep = Annotated[Principal, Depends(require("queue.approve"))]
 
 
 class ConcurrencyBody(BaseModel):
@@ -91,6 +94,25 @@ async def set_priority(job_id: str, body: PriorityBody, state: StateDep, princip
     result = await asyncio.to_thread(store)
     await pass_and_notify(state.db.session, state.temporal)
     return result
+
+
+@router.post("/{job_id}/approve")
+async def approve(job_id: str, state: StateDep, principal: QueueApproverDep, request: Request,
+                  body: DecisionBody | None = None) -> dict:
+    """Approve the job's pending approval request (the same checked decision as the approvals API)."""
+    request_id = await asyncio.to_thread(for_job, state.db, job_id)
+    comment = body.comment if body else None
+    return await decide(state.db, state.temporal, principal, request_id, "approve", comment, client_ip(request),
+                        channel="queue")
+
+
+@router.post("/{job_id}/reject")
+async def reject(job_id: str, state: StateDep, principal: QueueApproverDep, request: Request,
+                 body: DecisionBody | None = None) -> dict:
+    request_id = await asyncio.to_thread(for_job, state.db, job_id)
+    comment = (body.comment or body.reason) if body else None
+    return await decide(state.db, state.temporal, principal, request_id, "reject", comment, client_ip(request),
+                        channel="queue")
 
 
 @router.post("/{job_id}/cancel")

@@ -205,6 +205,10 @@ class Stack:
         if namespace is None:
             namespace = os.environ.get("SIMPLETUNER_E2E_NAMESPACE") or temporal.create_namespace()
         self.namespace = namespace
+        # The GPU plane of this stack: its own namespace (made by the worker host if missing) and endpoint.
+        self.gpu_namespace = f"{namespace}-gpu"
+        temporal.ensure_namespace(self.gpu_namespace)
+        self.nexus_endpoint = "ep-" + re.sub(r"[^A-Za-z0-9-]", "-", namespace)[:60]
         self.procs: list[Proc] = []
         self.api: Proc | None = None
         self.worker_host: Proc | None = None
@@ -242,6 +246,8 @@ class Stack:
             "SIMPLETUNER_DATA_DIR": str(self.data_dir),
             "SIMPLETUNER_TEMPORAL_ADDRESS": self.temporal.address,
             "SIMPLETUNER_TEMPORAL_NAMESPACE": self.namespace,
+            "SIMPLETUNER_TEMPORAL_GPU_NAMESPACE": self.gpu_namespace,
+            "SIMPLETUNER_TEMPORAL_NEXUS_ENDPOINT": self.nexus_endpoint,
             "SIMPLETUNER_HOST": "127.0.0.1",
             "SIMPLETUNER_PORT": str(self.api_port),
             "SIMPLETUNER_ADMIN_TOKEN": self.admin_token,

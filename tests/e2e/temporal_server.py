@@ -226,6 +226,15 @@ class TemporalDevServer:
 
         return self.call(go)
 
+    def ensure_namespace(self, name: str) -> None:
+        """Register ``name`` unless it exists (the GPU namespace a stack's worker host would create)."""
+        async def go(client: Any) -> None:
+            from activities.temporal.planes import ensure_namespace
+
+            await ensure_namespace(client, name)
+
+        self.call(go)
+
     def list_search_attributes(self, namespace: str = "default") -> dict[str, int]:
         async def go(client: Any) -> dict[str, int]:
             from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest

@@ -90,3 +90,26 @@ def test_admins_skip_approval_and_exempt_levels_skip_their_rule(gated):
                                                     json={"config_name": "gated-a", "target": "local"}), 201)
     stack.wait_job(job["job_id"], "completed", timeout=60)
     assert stack.client.get(f"/api/approvals/requests/job/{job['job_id']}").status_code == 404
+
+
+def test_queue_routes_decide_with_queue_approve_and_the_audit_log_needs_admin_audit(gated):
+    """The seeds' POST /api/queue/{job_id}/approve|reject need queue.approve and go through the same
+    checked decision; GET /api/audit needs admin.audit (a lead's, not a researcher's)."""
+    stack = gated
+    rae, lena = bearer_for(stack, "rae"), bearer_for(stack, "lena")
+    a, b = pending(stack, rae), pending(stack, rae)
+    refused = rae.post(f"/api/queue/{a['job_id']}/approve")
+    assert refused.status_code == 403 and "queue.approve" in refused.json()["detail"], refused.text
+    approved = stack.expect(lena.post(f"/api/queue/{a['job_id']}/approve", json={"comment": "from the queue"}), 200)
+    assert (approved["status"], approved["decided_by"], approved["channel"]) == ("approved", "lena", "queue")
+    rejected = stack.expect(lena.post(f"/api/queue/{b['job_id']}/reject", json={"reason": "not now"}), 200)
+    assert rejected["status"] == "rejected" and rejected["comment"] == "not now"
+    assert lena.post(f"/api/queue/{b['job_id']}/approve").status_code == 409
+    assert lena.post("/api/queue/job-unknown/approve").status_code == 404
+    stack.wait_job(a["job_id"], "completed", timeout=60)
+    assert stack.wait_job(b["job_id"], "cancelled", timeout=30)["error"] == "rejected by lena: not now"
+
+    assert rae.get("/api/audit").status_code == 403
+    entries = stack.expect(lena.get("/api/audit", params={"action": "approval.granted"}), 200)
+    assert entries["total"] >= 1 and entries["entries"][0]["target_id"] == a["id"]
+    assert entries["entries"][0]["details"]["channel"] == "queue"

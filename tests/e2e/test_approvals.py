@@ -54,7 +54,7 @@ def build_stack(stack_factory, dovecot, sink, temporal_server=None, **env):
     }))
     stack.start()
     worker_id, token = stack.create_worker("agent-1", {"pool": "main"})
-    stack.start_agent(token, name="agent-1")
+    stack.start_agent(token, name="agent-1", extra_args=["--hardware-type", "test-gpu"])  # the configs' hardware
     body = stack.tiny_config()
     body.update(hardware_type="test-gpu", estimated_hours=1.0)  # 1 GPU-hour at $100
     stack.expect(stack.client.put("/api/configs/big", json=body), 200, 201)

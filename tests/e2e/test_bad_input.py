@@ -157,6 +157,13 @@ def test_unknown_job_status_report_from_agent_is_404(unchanged):
     _, token = stack.create_worker("reporter-e2e", {"pool": "bad-input-2"})
     response = stack.anon.post("/api/workers/job/job-00000000deadbeef00000000/status",
                                headers={"X-Worker-Token": token},
-                               json={"status": "running", "attempt": 1, "progress": None, "logs": [],
+                               json={"status": "progress", "attempt": 1, "progress": None, "logs": [],
                                      "log_offset": 0})
     _refused(response, 404)
+    claim = stack.anon.post("/api/workers/job/job-00000000deadbeef00000000/claim", headers={"X-Worker-Token": token},
+                            json={"attempt": 1})
+    _refused(claim, 404)
+    for bad in ({"status": "running", "attempt": 1}, {"status": "exited", "attempt": 1},
+                {"status": "progress", "attempt": 1, "exit_code": 0}, {"status": "exited", "attempt": 0, "exit_code": 0}):
+        _refused(stack.anon.post("/api/workers/job/job-00000000deadbeef00000000/status",
+                                 headers={"X-Worker-Token": token}, json=bad), 422)

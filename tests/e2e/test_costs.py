@@ -23,7 +23,7 @@ def priced(stack_factory):
     stack.enterprise_config.write_text(yaml.safe_dump({"cost": {"hourly_rates_usd": {"test-gpu*": 3600.0}}}))
     stack.start()
     _, token = stack.create_worker("local-1", {"host": "local"}, local=True)
-    stack.start_agent(token, name="local-1", gpu_count=2)
+    stack.start_agent(token, name="local-1", gpu_count=2, extra_args=["--hardware-type", "test-gpu"])
     body = stack.tiny_config()
     body.update(hardware_type="test-gpu", estimated_hours=0.001, gpu_count=2)  # 2 GPUs x 3.6 s x $1/s = $7.20
     stack.expect(stack.client.put("/api/configs/priced", json=body), 200, 201)
@@ -52,7 +52,8 @@ def test_estimate_actual_cost_and_provider_limits(priced):
         "cost_limit_enabled": True, "cost_limit_amount": 1.0, "cost_limit_action": "warn"}), 200)
     warned = stack.submit(config_name="priced", target="local")
     assert warned["job"]["warnings"] and "cost limit" in warned["job"]["warnings"][0]
-    stack.wait_job(warned["job_id"], "completed", timeout=60)
+    done = stack.wait_job(warned["job_id"], "completed", timeout=60)
+    assert done["warnings"] and "cost limit" in done["warnings"][0]  # the evaluation's own finding
     assert "cost.exceeded" in events(stack, warned["job_id"])
 
 
@@ -64,8 +65,11 @@ def test_quota_actions_at_submission(priced):
                                                         "limit": 1, "action": "notify"}), 201)
     first = stack.expect(rae.post("/api/queue/submit", json={"config_name": "priced", "target": "local"}), 201)
     assert first["job"]["warnings"] == []
+    stack.wait_job(first["job_id"], ("queued", "running", "completed"))  # evaluated: charged against the quota
     second = stack.expect(rae.post("/api/queue/submit", json={"config_name": "priced", "target": "local"}), 201)
-    assert second["job"]["warnings"] and "quota.exceeded" in events(stack, second["job_id"])
+    assert second["job"]["warnings"]  # the API's early check; the evaluation records the event
+    stack.wait_for(lambda: events(stack, second["job_id"]), 30, "the quota.exceeded event",
+                   until=lambda found: "quota.exceeded" in found)
     stack.expect(stack.client.post("/api/quotas", json={"scope": "user", "username": "rae", "quota_type": "daily_jobs",
                                                         "limit": 1, "action": "block"}), 200)
     jobs_before = stack.job_count()

@@ -63,7 +63,7 @@ def test_defaults():
     assert config.name == socket.gethostname()
     assert config.persistent is False
     assert config.work_dir == Path("~/.simpletuner/agent").expanduser()
-    assert config.temporal_address is None and config.gpu_count is None
+    assert config.temporal.address is None and config.gpu_count is None
     assert config.shutdown_grace == 30.0 and config.ssl_verify is True
 
 
@@ -75,7 +75,7 @@ def test_env_values_are_used():
     config = resolve([], env)
     assert (config.orchestrator_url, config.worker_token, config.name) == ("http://env", "env-token", "gpu-box")
     assert config.persistent is True and config.work_dir == Path("/tmp/agent")
-    assert config.temporal_address == "t:7233" and config.gpu_count == 4 and config.shutdown_grace == 2.5
+    assert config.temporal.address == "t:7233" and config.gpu_count == 4 and config.shutdown_grace == 2.5
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("1", True), ("yes", True), ("false", False),
@@ -94,8 +94,33 @@ def test_flags_win_over_env():
                       "--gpu-count", "2", "--shutdown-grace", "0", "--temporal-address", "flag:7233",
                       "--persistent", "--ssl-no-verify", "--work-dir", "/tmp/w"], env)
     assert (config.orchestrator_url, config.worker_token, config.name) == ("http://flag", "flag-token", "flag-name")
-    assert config.gpu_count == 2 and config.shutdown_grace == 0.0 and config.temporal_address == "flag:7233"
+    assert config.gpu_count == 2 and config.shutdown_grace == 0.0 and config.temporal.address == "flag:7233"
     assert config.persistent is True and config.ssl_verify is False and config.work_dir == Path("/tmp/w")
+
+
+def test_temporal_credentials_come_from_this_host(tmp_path):
+    """CA, client certificate and key (mTLS) and an API key are read on the agent host; a certificate
+    without its key, or a file that is not PEM, is a usage error naming the flag."""
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_bytes(pem)
+    base = ["--orchestrator-url", "http://x", "--worker-token", "t"]
+    env = {"SIMPLETUNER_WORKER_TEMPORAL_API_KEY": "key-from-env"}
+    config = resolve(base + ["--temporal-tls-ca", str(tmp_path / "ca.pem"), "--temporal-tls-cert",
+                             str(tmp_path / "cert.pem"), "--temporal-tls-key", str(tmp_path / "key.pem"),
+                             "--hardware-type", "a100-80gb"], env)
+    access = config.temporal
+    assert access.ca_cert == pem and access.client_cert == pem and access.client_key == pem
+    assert access.api_key == "key-from-env" and config.hardware_type == "a100-80gb"
+    with pytest.raises(UsageError, match="go together"):
+        resolve(base + ["--temporal-tls-cert", str(tmp_path / "cert.pem")])
+    (tmp_path / "junk").write_text("not a certificate")
+    with pytest.raises(UsageError, match="--temporal-tls-ca .*not a PEM"):
+        resolve(base + ["--temporal-tls-ca", str(tmp_path / "junk")])
+    with pytest.raises(UsageError, match="cannot read"):
+        resolve(base + ["--temporal-tls-ca", str(tmp_path / "missing.pem")])
+    with pytest.raises(UsageError, match="hardware-type"):
+        resolve(base + ["--hardware-type", "A100 80GB"])
 
 
 def test_usage_error_type():

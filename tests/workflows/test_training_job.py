@@ -1,37 +1,50 @@
-"""TrainingJobWorkflow against a real dev server, with the activities' I/O replaced by stand-ins
-registered under the same activity names. Every finished history is replayed afterwards, so a
-non-deterministic change of the workflow code fails here."""
+"""TrainingJobWorkflow against a real dev server, with the control activities' I/O replaced by
+stand-ins registered under the same activity names, and the real GPU plane: the Nexus endpoint, the
+handler and GpuDispatchWorkflow scheduling ``run_training`` on a pool queue. The stand-ins keep the
+database's part in memory (claims, exit reports). Every finished history is replayed afterwards, so
+a non-deterministic change of the workflow code fails here."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from datetime import timedelta
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer, Worker
 
-from workflows.contracts import (
-    ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AdmissionRequest, AdmissionTicket, AgentStarted, EvaluatedJob, JobResult,
-    JobSubmission, OutputFile, Placement, PlacementRequest, TrainingAssignment, TrainingConfigSpec,
-    TrainingOutcome, Transition,
-)
 from tests.helpers import wait_until
+from workflows.contracts import (
+    AGENT_STARTED_SIGNAL, ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AdmissionRequest,
+    AdmissionTicket, AgentStarted, ClaimCheck, ConfirmedClaim, DispatchOpening, DispatchTicket, EvaluatedJob,
+    JobResult, JobSubmission, Placement, PlacementRequest, RunLimits, SettledDispatch, SettleRequest,
+    TrainingConfigSpec, TrainingOutcome, TrainingTask, Transition,
+)
 from workflows.training_job import TrainingJobWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "fixtures" / "histories"
 
 
-class Fakes:
-    """Records transitions; scripted placement and training behaviour per test."""
+@dataclass
+class Claim:
+    agent_id: str
+    agent_name: str
+    exit_code: int | None = None
+    released: bool = False
+    outputs: list = field(default_factory=list)
 
-    def __init__(self, training, placements: list[Placement] | None = None) -> None:
+
+class Fakes:
+    """The control activities, with the database's part in memory; scripted placement and training."""
+
+    def __init__(self, training, placements: list[Placement] | None = None, max_attempts: int = 3) -> None:
         self.transitions: list[Transition] = []
         self.training = training
         self.placements = placements or []
@@ -40,12 +53,23 @@ class Fakes:
         self.control_queue = f"control-{uuid.uuid4().hex[:8]}"
         self.admissions: list[str] = []
         self.releases: list[str] = []
+        self.claims: dict[int, Claim] = {}
+        self.dispatches: list[DispatchOpening] = []
+        self.settled: list[SettledDispatch] = []
+        self.unconfirmed: list[ClaimCheck] = []
+        self.max_attempts = max_attempts
+        self.endpoint = ""
 
     @activity.defn(name="evaluate_submission")
     async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
         if sub.config_name == "missing":
             raise ApplicationError("config 'missing' not found", type="InvalidSubmission", non_retryable=True)
-        return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1)
+        return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1,
+                            limits=self.limits(sub), nexus_endpoint=self.endpoint)
+
+    def limits(self, sub: JobSubmission) -> RunLimits:
+        return RunLimits(max_attempts=self.max_attempts, heartbeat_timeout_seconds=sub.heartbeat_timeout_seconds,
+                         placement_recheck_seconds=sub.placement_recheck_seconds, dispatch_start_timeout_seconds=30)
 
     @activity.defn(name="resolve_placement")
     async def place(self, req: PlacementRequest) -> Placement:
@@ -58,33 +82,85 @@ class Fakes:
     async def record(self, t: Transition) -> None:
         self.transitions.append(t)
 
-    @activity.defn(name=RUN_TRAINING_ACTIVITY)
-    async def run_training(self, a: TrainingAssignment) -> TrainingOutcome:
-        return await self.training(a)
-
     @activity.defn(name="request_admission")
     async def request_admission(self, req: AdmissionRequest) -> AdmissionTicket:
         self.admissions.append(req.job_id)
         return AdmissionTicket(admitted=True)
 
+    @activity.defn(name="confirm_admission")
+    async def confirm_admission(self, job_id: str) -> AdmissionTicket:
+        return AdmissionTicket(admitted=False, reason="no admission recorded")
+
     @activity.defn(name="release_admission")
     async def release_admission(self, job_id: str) -> None:
         self.releases.append(job_id)
 
+    @activity.defn(name="open_dispatch")
+    async def open_dispatch(self, opening: DispatchOpening) -> DispatchTicket:
+        self.dispatches.append(opening)
+        if opening.transition is not None:
+            self.transitions.append(opening.transition)
+        return DispatchTicket(dispatch=len(self.dispatches), first_attempt=opening.first_attempt,
+                              last_attempt=opening.first_attempt + opening.attempts - 1)
+
+    @activity.defn(name="confirm_claim")
+    async def confirm_claim(self, check: ClaimCheck) -> ConfirmedClaim:
+        claim = self.claims.get(check.attempt)
+        if claim is None or claim.agent_id != check.agent_id:
+            self.unconfirmed.append(check)
+            return ConfirmedClaim(confirmed=False, reason="no such claim")
+        return ConfirmedClaim(confirmed=True, attempt=check.attempt, agent_id=claim.agent_id,
+                              agent_name=claim.agent_name)
+
+    @activity.defn(name="settle_dispatch")
+    async def settle(self, req: SettleRequest) -> SettledDispatch:
+        """As ``capacity.dispatches.settle``: the claims and the claiming agent's exit decide."""
+        claimed = sorted(self.claims)
+        last = claimed[-1] if claimed else 0
+        lost = {self.claims[a].agent_id: datetime.now(timezone.utc) for a in claimed
+                if self.claims[a].exit_code is None and not self.claims[a].released}
+        reported = req.reported
+        settled = SettledDispatch(outcome="lost", attempt=last, lost_agents=lost,
+                                  error=reported.error if reported else None)
+        if last:
+            settled.agent_id, settled.agent_name = self.claims[last].agent_id, self.claims[last].agent_name
+        if last and self.claims[last].exit_code is not None:
+            settled.lost_agents.pop(self.claims[last].agent_id, None)
+            code = self.claims[last].exit_code
+            settled.outcome = "completed" if code == 0 else "failed"
+            settled.error = None if code == 0 else f"training process exited with code {code}"
+        else:
+            settled.lost_attempts = max(len(lost), reported.lost if reported else 0)
+            if reported and reported.outcome == "not_started" and not claimed:
+                settled.outcome = "not_started"
+        self.settled.append(settled)
+        return settled
+
+    @activity.defn(name=RUN_TRAINING_ACTIVITY)
+    async def run_training(self, task: TrainingTask) -> TrainingOutcome:
+        return await self.training(self, task)
+
     def control_activities(self) -> list:
-        return [self.evaluate, self.place, self.record, self.request_admission, self.release_admission]
+        return [self.evaluate, self.place, self.record, self.request_admission, self.confirm_admission,
+                self.release_admission, self.open_dispatch, self.confirm_claim, self.settle]
 
     def statuses(self) -> list[str]:
         return [t.status for t in self.transitions]
 
 
-async def claim(a: TrainingAssignment, agent: str = "agent-1") -> None:
-    info = activity.info()
-    await activity.client().get_workflow_handle(info.workflow_id).signal(
-        TrainingJobWorkflow.agent_started, AgentStarted(agent_id=f"w_{agent}", agent_name=agent, attempt=a.attempt))
+async def claim(fakes: Fakes, task: TrainingTask, agent: str = "agent-1") -> None:
+    """What the API does when an agent claims: record it, then tell the job's workflow."""
+    fakes.claims[task.attempt] = Claim(agent_id=f"w_{agent}", agent_name=agent)
+    await activity.client().get_workflow_handle(task.job_id).signal(
+        AGENT_STARTED_SIGNAL, AgentStarted(agent_id=f"w_{agent}", agent_name=agent, attempt=task.attempt))
+
+
+def exited(fakes: Fakes, task: TrainingTask, code: int) -> None:
+    fakes.claims[task.attempt].exit_code = code
 
 
 async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, heartbeat_timeout: float = 120.0):
+    fakes.endpoint = env.nexus_endpoint
     sub = JobSubmission(job_id=f"job-{uuid.uuid4().hex[:12]}", owner_id="u1", owner_name="alice",
                         config_name=config, heartbeat_timeout_seconds=heartbeat_timeout,
                         placement_recheck_seconds=30)
@@ -102,19 +178,28 @@ async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, hear
         except WorkflowFailureError as err:
             result = err
         history = await handle.fetch_history()
-    if os.environ.get("SIMPLETUNER_RECORD_HISTORIES"):  # refresh the replay fixtures on purpose only
-        name = os.environ.get("PYTEST_CURRENT_TEST", "job").split("::")[-1].split(" ")[0]
-        repo = str(HISTORIES.parents[2]) + "/"  # stack traces: keep paths repo-relative
-        HISTORIES.joinpath(f"{name}.json").write_text(history.to_json().replace(repo, ""))
+    record_history(history)
     await Replayer(workflows=[TrainingJobWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
     return result, history
 
 
-async def test_completes_and_records_every_transition(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        await claim(a)
-        return TrainingOutcome(exit_code=0, agent_id="w_agent-1", agent_name="agent-1",
-                               outputs=[OutputFile(name="model.npz", size=3, sha256="abc")])
+def record_history(history) -> None:
+    if os.environ.get("SIMPLETUNER_RECORD_HISTORIES"):  # refresh the replay fixtures on purpose only
+        name = os.environ.get("PYTEST_CURRENT_TEST", "job").split("::")[-1].split(" ")[0]
+        repo = str(HISTORIES.parents[2]) + "/"  # stack traces: keep paths repo-relative
+        HISTORIES.joinpath(f"checked-{name}.json").write_text(history.to_json().replace(repo, ""))
+
+
+async def finishes(fakes: Fakes, task: TrainingTask, agent: str = "agent-1") -> TrainingOutcome:
+    await claim(fakes, task, agent)
+    exited(fakes, task, 0)
+    return TrainingOutcome(exit_code=0, agent_id=f"w_{agent}", agent_name=agent)
+
+
+async def test_completes_through_the_gpu_plane_and_records_every_transition(wf_env):
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        assert set(TrainingTask.model_fields) == {"job_id", "attempt"}  # nothing else reaches the GPU plane
+        return await finishes(fakes, task)
 
     fakes = Fakes(train)
     result, _ = await run_job(wf_env, fakes)
@@ -122,15 +207,12 @@ async def test_completes_and_records_every_transition(wf_env):
     assert (result.status, result.attempt, result.agent_name) == ("completed", 1, "agent-1")
     assert fakes.statuses() == ["queued", "running", "completed"]
     assert [t.seq for t in fakes.transitions] == [1, 2, 3]
-    assert fakes.transitions[-1].outputs[0].name == "model.npz"
+    assert [s.outcome for s in fakes.settled] == ["completed"]
+    assert fakes.dispatches[0].task_queue == fakes.queue and fakes.dispatches[0].first_attempt == 1
 
 
 async def test_waits_for_placement_until_agents_change(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        await claim(a)
-        return TrainingOutcome(exit_code=0, agent_id="w_agent-1", agent_name="agent-1")
-
-    fakes = Fakes(train, placements=[Placement(reason="no agent is online")])
+    fakes = Fakes(finishes, placements=[Placement(reason="no agent is online")])
 
     async def nudge(handle: WorkflowHandle) -> None:
         await wait_until(lambda: "queued" in fakes.statuses(), 10, "the job to report queued")
@@ -143,31 +225,36 @@ async def test_waits_for_placement_until_agents_change(wf_env):
 
 
 async def test_process_failure_fails_without_retry(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        await claim(a)
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        await claim(fakes, task)
+        exited(fakes, task, 3)
         raise ApplicationError("training process exited with code 3", type=ERR_TRAINING_FAILED, non_retryable=True)
 
     fakes = Fakes(train)
     result, _ = await run_job(wf_env, fakes)
     assert (result.status, result.attempt) == ("failed", 1)
     assert "exited with code 3" in result.error
+    assert len(fakes.dispatches) == 1
 
 
-async def test_lost_agent_retries_on_next_attempt(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        await claim(a, agent=f"agent-{a.attempt}")
-        if a.attempt == 1:
+async def test_lost_agent_retries_on_the_next_attempt_inside_the_dispatch(wf_env):
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        await claim(fakes, task, agent=f"agent-{task.attempt}")
+        if task.attempt == 1:
             await asyncio.sleep(30)  # never heartbeats: the 1 s heartbeat timeout fires
+        exited(fakes, task, 0)
         return TrainingOutcome(exit_code=0, agent_id="w_agent-2", agent_name="agent-2")
 
     fakes = Fakes(train)
     result, _ = await run_job(wf_env, fakes, heartbeat_timeout=1.0)
     assert (result.status, result.attempt, result.agent_name) == ("completed", 2, "agent-2")
-    assert fakes.statuses() == ["queued", "running", "queued", "running", "completed"]
+    assert fakes.statuses() == ["queued", "running", "running", "completed"]
+    assert len(fakes.dispatches) == 1  # the GPU plane's dispatch workflow retried, not the job workflow
 
 
 async def test_gives_up_after_max_attempts(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        await claim(fakes, task, agent=f"agent-{task.attempt}")
         raise ApplicationError("disk full on agent", type="AgentCrashed")
 
     fakes = Fakes(train)
@@ -179,20 +266,19 @@ async def test_gives_up_after_max_attempts(wf_env):
 async def test_handback_does_not_use_an_attempt(wf_env):
     calls: list[int] = []
 
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        calls.append(a.attempt)
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        calls.append(task.attempt)
         if len(calls) == 1:
             raise ApplicationError("agent is draining", type=ERR_AGENT_UNAVAILABLE)
-        await claim(a)
-        return TrainingOutcome(exit_code=0, agent_id="w_agent-1", agent_name="agent-1")
+        return await finishes(fakes, task)
 
-    fakes = Fakes(train)
+    fakes = Fakes(train, max_attempts=1)  # one lost agent would fail the job: the hand-back must not count
     result, _ = await run_job(wf_env, fakes)
     assert (result.status, result.attempt, calls) == ("completed", 2, [1, 2])
 
 
 async def test_unknown_config_fails_at_evaluation(wf_env):
-    async def train(a: TrainingAssignment) -> TrainingOutcome:  # pragma: no cover - never dispatched
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:  # pragma: no cover - never dispatched
         raise AssertionError("must not run")
 
     fakes = Fakes(train)
@@ -201,11 +287,11 @@ async def test_unknown_config_fails_at_evaluation(wf_env):
     assert fakes.statuses() == ["failed"]
 
 
-async def test_cancel_reaches_the_running_activity(wf_env):
+async def test_cancel_reaches_the_running_activity_across_the_bridge(wf_env):
     cancelled = asyncio.Event()
 
-    async def train(a: TrainingAssignment) -> TrainingOutcome:
-        await claim(a)
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        await claim(fakes, task)
         try:
             while True:
                 activity.heartbeat()
@@ -224,6 +310,36 @@ async def test_cancel_reaches_the_running_activity(wf_env):
     assert isinstance(result, WorkflowFailureError) and isinstance(result.cause, CancelledError)
     assert cancelled.is_set()
     assert fakes.statuses()[-1] == "cancelled"
+    assert len(fakes.settled) == 1  # the open dispatch was closed, so nothing can claim it any more
+
+
+async def test_forged_agent_started_changes_nothing(wf_env):
+    """An agent_started signal nobody claimed (anyone can send one) is checked and ignored."""
+    forged = asyncio.Event()
+
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        await activity.client().get_workflow_handle(task.job_id).signal(
+            AGENT_STARTED_SIGNAL, AgentStarted(agent_id="w_mallory", agent_name="mallory", attempt=task.attempt))
+        await wait_until(lambda: bool(fakes.unconfirmed), 10, "the forged claim to be checked")
+        forged.set()
+        return await finishes(fakes, task)
+
+    fakes = Fakes(train)
+    result, _ = await run_job(wf_env, fakes)
+    assert forged.is_set() and result.status == "completed" and result.agent_name == "agent-1"
+    assert [t.agent_name for t in fakes.transitions if t.status == "running"] == ["agent-1"]
+
+
+async def test_an_end_no_agent_reported_is_not_a_completion(wf_env):
+    """The GPU plane reports a finished attempt, but no agent claimed it or reported an exit: the
+    dispatch settles as lost and the job does not complete on the GPU plane's word."""
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        return TrainingOutcome(exit_code=0, agent_id="w_mallory", agent_name="mallory")
+
+    fakes = Fakes(train, max_attempts=1)
+    result, _ = await run_job(wf_env, fakes)
+    assert result.status == "failed" and "gave up after 1 lost attempts" in result.error
+    assert "running" not in fakes.statuses()
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
