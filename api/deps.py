@@ -70,7 +70,8 @@ def _without_credentials(request: Request, state: AppState, session: Session) ->
     if network.is_internal(request):
         log.info("Auth bypassed for IP %s (acting as %s)", network.client_ip(request), settings.network.bypass_identity)
         return principals.service_principal(session, settings.network.bypass_identity)
-    if settings.auth.single_user_mode and network.is_loopback_peer(request):
+    if settings.auth.single_user_mode and network.is_loopback_peer(request) \
+            and not network.has_proxy_headers(request.headers):  # a proxied request is not the local user
         return principals.single_user_principal(session)
     raise Unauthorized("missing Authorization: Bearer header or login session")
 

@@ -48,9 +48,20 @@ def test_single_user_mode_needs_loopback(stack_factory):
     assert api.wait_exit(30) == 2
     assert "single_user_mode: allowed only when the API listens on loopback" in api.log_text()
 
+    behind_proxy = stack_factory(start=False)
+    behind_proxy.enterprise_config.write_text("auth:\n  single_user_mode: true\n"
+                                              "network:\n  trusted_proxies: ['127.0.0.1/32']\n")
+    api = behind_proxy.start_api(wait=False)
+    assert api.wait_exit(30) == 2
+    assert "single_user_mode: cannot be combined with network.trusted_proxies" in api.log_text()
+
     stack = started(stack_factory, "auth:\n  single_user_mode: true\n")
     me = stack.anon.get("/api/users/me")
     assert me.status_code == 200 and me.json()["username"] == "admin"
+    for header in ({"X-Forwarded-For": "127.0.0.1"}, {"X-Forwarded-Host": "ui.corp.test"},
+                   {"X-Forwarded-Proto": "https"}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"}):
+        proxied = stack.anon.get("/api/users/me", headers=header)  # a proxy's request is not the local user
+        assert proxied.status_code == 401 and "detail" in proxied.json(), (header, proxied.text)
 
 
 def test_invalid_network_block_stops_the_api_naming_file_and_key(stack_factory):
