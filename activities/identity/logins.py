@@ -56,9 +56,12 @@ def password_login(session: Session, username: str, password: str, ip: str | Non
     """Verify a local password. Failures are recorded (the caller commits) and say nothing specific."""
     check_rate(session, username, ip)
     user = session.exec(select(User).where(User.username == username)).first()
-    ok = passwords.verify(user.password_hash if user else None, password)
+    local = user is not None and user.auth_source == "local"  # SSO and service accounts have no password
+    ok = passwords.verify(user.password_hash if local else None, password)  # the same cost either way
     if not ok or user is None or not user.is_active:
-        record_failure(session, username, ip, "bad credentials" if ok is False or user is None else "inactive")
+        reason = ("not a local account" if user is not None and not local
+                  else "bad credentials" if not ok or user is None else "inactive")
+        record_failure(session, username, ip, reason)
         raise Unauthorized("invalid username or password")
     return user
 
@@ -75,6 +78,14 @@ def open_session(session: Session, user: User, ip: str | None, user_agent: str |
     audit(session, user.username, "auth.login", "user", user.id, {"method": method}, ip=ip)
     principal = principal_for(session, user, via="session", session_id=auth.id, csrf_token=auth.csrf_token)
     return token, principal
+
+
+def revoke_sessions(session: Session, user_id: str) -> None:
+    """End every open login session of an account (password changed, account deactivated)."""
+    for row in session.exec(select(AuthSession).where(AuthSession.user_id == user_id,
+                                                      AuthSession.revoked_at == None)):  # noqa: E711
+        row.revoked_at = utcnow()
+        session.add(row)
 
 
 def close_session(session: Session, principal: Principal, ip: str | None) -> None:

@@ -231,6 +231,30 @@ def test_ldap_login_provisions_and_follows_the_directory(api: Stack, slapd: Slap
     assert ldap_login(api, "alice", provider="no-such").status_code == 404
 
 
+def test_sso_accounts_have_no_local_password(api: Stack, slapd: SlapdServer):
+    from activities.identity.passwords import hash_password
+
+    api.expect(api.client.post(PROVIDERS, json=ldap_provider(slapd)), 201)
+    web = browser(api)
+    login = api.expect(ldap_login(api, "alice", client=web), 200)
+    alice, chosen = login["user"], "Chosen-Passw0rd-42"
+    by_admin = api.client.patch(f"/api/users/{alice['id']}", json={"password": chosen})
+    assert by_admin.status_code == 409 and "signs in through ldap:corp-ldap" in detail_text(by_admin), by_admin.text
+    by_herself = web.patch(f"/api/users/{alice['id']}", json={"password": chosen, "current_password": PASSWORDS["alice"]},
+                           headers={"X-CSRF-Token": login["csrf_token"]})
+    assert by_herself.status_code == 409 and "cannot have a local password" in detail_text(by_herself)
+    assert db_rows(api, "SELECT password_hash FROM user WHERE id = ?", alice["id"]) == [(None,)]
+    assert api.expect(api.client.patch(f"/api/users/{alice['id']}", json={"display_name": "A"}), 200)
+
+    with sqlite3.connect(api.data_dir / "simpletuner.db") as db:  # a hash that got into the row somehow
+        db.execute("UPDATE user SET password_hash = ? WHERE id = ?", (hash_password(chosen), alice["id"]))
+    for mode in ("cookie", "bearer"):
+        refused = api.anon.post("/api/auth/login", json={"username": "alice", "password": chosen, "mode": mode})
+        assert refused.status_code == 401 and detail_text(refused) == "invalid username or password", refused.text
+    assert [r[3]["reason"] for r in audit_rows(api, "auth.login_failure")] == ["not a local account"] * 2
+    assert users_named(api, "alice")[0]["has_password"] is False
+
+
 def test_local_account_is_not_taken_over(api: Stack, slapd: SlapdServer, idp: OidcProviderServer):
     api.expect(api.client.post(PROVIDERS, json=ldap_provider(slapd)), 201)
     api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
