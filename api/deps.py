@@ -88,6 +88,13 @@ def require(permission: str) -> Callable[[Principal], Principal]:
     return check
 
 
+def credential_holder(principal: PrincipalDep) -> Principal:
+    """A caller that may mint a credential of its own (API key): not the internal-network bypass identity."""
+    principals.ensure_may_hold_credentials(principal)
+    return principal
+
+
+CredentialHolderDep = Annotated[Principal, Depends(credential_holder)]
 UsersAdminDep = Annotated[Principal, Depends(require("admin.users"))]
 WorkersAdminDep = Annotated[Principal, Depends(require("admin.workers"))]
 

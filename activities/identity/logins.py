@@ -12,10 +12,10 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from activities.db.models import AuthSession, LoginAttempt, User, utcnow
-from activities.errors import DomainError, Unauthorized
+from activities.errors import DomainError, Forbidden, Unauthorized
 from activities.identity import passwords
 from activities.audit.trail import audit
-from activities.identity.principals import Principal, principal_for
+from activities.identity.principals import BYPASS_HAS_NO_CREDENTIALS, Principal, principal_for
 from activities.secrets.tokens import hash_token
 
 SESSION_TTL = timedelta(hours=12)
@@ -69,6 +69,8 @@ def password_login(session: Session, username: str, password: str, ip: str | Non
 def open_session(session: Session, user: User, ip: str | None, user_agent: str | None,
                  method: str = "password") -> tuple[str, Principal]:
     """Start a browser session: returns (cookie token, principal with its CSRF token)."""
+    if user.auth_source == "bypass":  # the internal-network identity: never reached by a login, refused if it were
+        raise Forbidden(BYPASS_HAS_NO_CREDENTIALS)
     token = secrets.token_urlsafe(32)
     auth = AuthSession(id=hash_token(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24), ip=ip,
                        user_agent=(user_agent or "")[:300], expires_at=utcnow() + SESSION_TTL)

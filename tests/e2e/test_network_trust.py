@@ -41,6 +41,33 @@ def test_trusted_proxy_forwards_the_client_and_internal_clients_skip_login(stack
     stack.wait_for(lambda: "Auth bypassed for IP 10.10.1.2" in stack.api.log_text(), 10, "the bypass log line")
 
 
+def test_internal_bypass_identity_gets_no_credentials(stack_factory):
+    from activities.identity.passwords import hash_password
+
+    stack = stack_factory(start=False)  # the API alone: nothing here needs the worker host
+    stack.enterprise_config.write_text("network:\n  trust_proxy_headers: true\n  trusted_proxies: ['127.0.0.1/32']\n"
+                                       "  bypass_auth_for_internal: true\n  internal_networks: ['10.10.0.0/16']\n"
+                                       "  bypass_identity: ci-bot\n  bypass_level: admin\n")
+    stack.start_api()
+    internal = {"X-Forwarded-For": "10.10.1.2"}
+    me = stack.anon.get("/api/users/me", headers=internal).json()
+    assert (me["username"], me["auth_method"]) == ("ci-bot", "bypass"), me
+    key = stack.anon.post("/api/auth/api-keys", json={"name": "keep-the-bypass"}, headers=internal)
+    assert key.status_code == 403 and "internal-network identity" in key.json()["detail"], key.text
+    assert stack.anon.get("/api/auth/api-keys", headers=internal).json() == {"api_keys": []}
+
+    # nor a login session: it has no password, and a hash put into its row changes nothing
+    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
+        db.execute("UPDATE user SET password_hash = ? WHERE username = 'ci-bot'", (hash_password("Planted-Passw0rd"),))
+    for mode in ("cookie", "bearer"):
+        login = stack.anon.post("/api/auth/login", json={"username": "ci-bot", "password": "Planted-Passw0rd",
+                                                         "mode": mode}, headers=internal)
+        assert login.status_code == 401 and "set-cookie" not in login.headers, login.text
+    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM authsession JOIN user ON user.id = authsession.user_id "
+                          "WHERE user.username = 'ci-bot'").fetchone() == (0,)
+
+
 def test_single_user_mode_needs_loopback(stack_factory):
     refused = stack_factory(start=False, extra_env={"SIMPLETUNER_HOST": "0.0.0.0"})
     refused.enterprise_config.write_text("auth:\n  single_user_mode: true\n")
