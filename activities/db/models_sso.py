@@ -25,12 +25,14 @@ class ExternalAuthProvider(SQLModel, table=True):
 
 class OAuthState(SQLModel, table=True):
     """An OIDC login between /start and /callback, shared by every API replica; consumed once.
-    The key is the SHA-256 of the ``state`` sent to the provider."""
+    The key is the SHA-256 of the ``state`` sent to the provider; ``browser_hash`` the SHA-256 of the
+    binding cookie given to the browser that started it (a row without one is never accepted)."""
     state_hash: str = Field(primary_key=True)
     provider: str = Field(index=True)
     redirect_uri: str
     nonce: str
     code_verifier: str
     return_to: str | None = None
+    browser_hash: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime = Field(index=True)

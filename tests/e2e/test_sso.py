@@ -81,6 +81,11 @@ def browser(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15)
 
 
+def same_browser(stack: Stack, web: httpx.Client) -> httpx.Client:
+    """Another connection of the same browser: it carries ``web``'s cookies."""
+    return httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15, cookies=web.cookies)
+
+
 def ldap_login(stack: Stack, username: str, password: str | None = None, provider: str = "corp-ldap",
                client: httpx.Client | None = None) -> httpx.Response:
     client = client or browser(stack)
@@ -305,22 +310,22 @@ def test_oidc_browser_flow_and_single_use_state(api: Stack, idp: OidcProviderSer
     url = api.expect(start, 200)["authorization_url"]
     assert url.startswith(idp.issuer) and "code_challenge_method=S256" in url
     params = oidc_authorize(api, web, "bob")
-    with ThreadPoolExecutor(2) as pool:  # the same callback twice at once: exactly one wins
-        racing = list(pool.map(lambda _: browser(api).get("/api/auth/external/oidc/callback", params=params), "ab"))
+    with ThreadPoolExecutor(2) as pool:  # the same callback twice at once (same browser): exactly one wins
+        racing = list(pool.map(lambda _: same_browser(api, web).get("/api/auth/external/oidc/callback",
+                                                                     params=params), "ab"))
     assert sorted(r.status_code for r in racing) == [200, 400], [r.text for r in racing]
     bob = next(r for r in racing if r.status_code == 200).json()["user"]
     assert bob["level_names"] == ["researcher"] and bob["auth_source"] == "oidc:corp-sso"
     params = oidc_authorize(api, web, "mallory")  # same preferred_username, another subject: no takeover
-    impostor = browser(api).get("/api/auth/external/oidc/callback", params=params)
+    impostor = web.get("/api/auth/external/oidc/callback", params=params)
     assert impostor.status_code == 409 and "another oidc:corp-sso identity" in detail_text(impostor)
     assert users_named(api, "bob")[0]["level_names"] == ["researcher"]
     params = oidc_authorize(api, web, "alice")
-    assert api.expect(browser(api).get("/api/auth/external/oidc/callback", params=params), 200)["user"]["id"] == \
-        user["id"]
+    assert api.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)["user"]["id"] == user["id"]
     assert len(users_named(api, "alice")) == 1
 
     params = oidc_authorize(api, web, "nora")
-    unmapped = browser(api).get("/api/auth/external/oidc/callback", params=params)
+    unmapped = web.get("/api/auth/external/oidc/callback", params=params)
     assert unmapped.status_code == 403 and users_named(api, "nora") == []
     other = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": NOT_ALLOWED})
     assert other.status_code == 400 and "allowed_redirect_uris" in detail_text(other)
@@ -329,6 +334,41 @@ def test_oidc_browser_flow_and_single_use_state(api: Stack, idp: OidcProviderSer
     methods = [r[3]["method"] for r in audit_rows(api, "auth.login")]
     assert methods == ["oidc:corp-sso"] * 3
     assert len(audit_rows(api, "auth.login_failure")) == 6  # replay, forged, no state, race, mallory, nora
+
+
+def test_oidc_login_is_bound_to_the_browser_that_started_it(api: Stack, idp: OidcProviderServer):
+    api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
+    web = browser(api)
+    start = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": CALLBACK})
+    assert start.status_code == 302, start.text
+    cookie = start.headers["set-cookie"].lower()
+    assert cookie.startswith("st_oidc_browser=") and "httponly" in cookie and "samesite=lax" in cookie, cookie
+    assert "path=/api/auth/external/oidc" in cookie
+    binding = web.cookies["st_oidc_browser"]
+    stored = db_rows(api, "SELECT * FROM oauthstate")
+    assert [r for r in stored[0] if r == hashlib.sha256(binding.encode()).hexdigest()] and binding not in str(stored)
+    with httpx.Client(timeout=15, trust_env=False) as idp_browser:
+        final = login_through_browser_forms(idp_browser, start.headers["location"], "alice", CALLBACK)
+    params = dict(httpx.URL(final).params)
+
+    # the link to the callback opened in another browser (no cookie, or another one): refused, nothing consumed
+    lured = browser(api)
+    for cookies in ({}, {"st_oidc_browser": "guessed"}):
+        lured.cookies.clear()
+        lured.cookies.update(cookies)
+        refused = lured.get("/api/auth/external/oidc/callback", params=params)
+        assert refused.status_code == 400 and "not started in this browser" in detail_text(refused), refused.text
+        assert "st_session" not in lured.cookies
+    assert users_named(api, "alice") == [] and len(db_rows(api, "SELECT 1 FROM oauthstate")) == 1
+    failures = audit_rows(api, "auth.login_failure")
+    assert len(failures) == 2 and all("not started in this browser" in r[3]["reason"] for r in failures), failures
+
+    done = api.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)  # the right browser
+    assert done["user"]["username"] == "alice" and web.cookies.get("st_session")
+    assert "st_oidc_browser" not in web.cookies  # spent with the state
+    json_start = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": CALLBACK},
+                         headers={"Accept": "application/json"})
+    assert api.expect(json_start, 200)["authorization_url"] and web.cookies.get("st_oidc_browser")
 
 
 def test_expired_oauth_state_is_refused(stack_factory, idp: OidcProviderServer):
