@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated, Callable, Iterator
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from activities.db.models import Worker
@@ -77,6 +78,22 @@ def _without_credentials(request: Request, state: AppState, session: Session) ->
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def optional_principal(request: Request, state: StateDep,
+                       authorization: Annotated[str | None, Header()] = None) -> Principal | None:
+    """For routes that answer everyone (health): the caller if it authenticates, else None (also when the
+    database cannot tell, so a health probe still gets its answer)."""
+    try:
+        return current_principal(request, state, authorization)
+    except Unauthorized:
+        return None
+    except SQLAlchemyError as exc:
+        log.warning("cannot authenticate the caller of %s: %s", request.url.path, exc.__class__.__name__)
+        return None
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require(permission: str) -> Callable[[Principal], Principal]:
