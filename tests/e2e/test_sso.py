@@ -371,6 +371,21 @@ def test_oidc_login_is_bound_to_the_browser_that_started_it(api: Stack, idp: Oid
     assert api.expect(json_start, 200)["authorization_url"] and web.cookies.get("st_oidc_browser")
 
 
+def test_callback_code_and_state_never_reach_the_log(api: Stack, idp: OidcProviderServer):
+    api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
+    web = browser(api)
+    good = oidc_authorize(api, web, "alice")
+    api.expect(web.get("/api/auth/external/oidc/callback", params=good), 200)
+    forged = {"code": "forged-code-" + good["code"][:6], "state": "forged-state-value"}
+    assert web.get("/api/auth/external/oidc/callback", params=forged).status_code == 400
+    lines = api.wait_for(lambda: [line for line in api.api.log_text().splitlines() if "/oidc/callback?" in line],
+                         15, "the access log lines of both callbacks", until=lambda found: len(found) == 2)
+    assert all("code=[redacted]&state=[redacted]" in line for line in lines), lines
+    log = api.api.log_text()
+    for secret in (good["code"], good["state"], forged["code"], forged["state"]):
+        assert secret not in log, secret
+
+
 def test_expired_oauth_state_is_refused(stack_factory, idp: OidcProviderServer):
     stack = stack_factory(start=False, extra_env={"SIMPLETUNER_OAUTH_STATE_TTL_SECONDS": str(TTL)})
     stack.start_api()
