@@ -245,8 +245,8 @@ def test_sso_accounts_have_no_local_password(api: Stack, slapd: SlapdServer):
     alice, chosen = login["user"], "Chosen-Passw0rd-42"
     by_admin = api.client.patch(f"/api/users/{alice['id']}", json={"password": chosen})
     assert by_admin.status_code == 409 and "signs in through ldap:corp-ldap" in detail_text(by_admin), by_admin.text
-    by_herself = web.patch(f"/api/users/{alice['id']}", json={"password": chosen, "current_password": PASSWORDS["alice"]},
-                           headers={"X-CSRF-Token": login["csrf_token"]})
+    by_herself = web.patch(f"/api/users/{alice['id']}", headers={"X-CSRF-Token": login["csrf_token"]},
+                           json={"password": chosen, "current_password": PASSWORDS["alice"]})
     assert by_herself.status_code == 409 and "cannot have a local password" in detail_text(by_herself)
     assert db_rows(api, "SELECT password_hash FROM user WHERE id = ?", alice["id"]) == [(None,)]
     assert api.expect(api.client.patch(f"/api/users/{alice['id']}", json={"display_name": "A"}), 200)

@@ -105,7 +105,8 @@ def test_guesses_at_the_current_password_are_rate_limited(db):
     kim = local(db, "kim")
     for _ in range(logins.MAX_FAILURES_PER_ACCOUNT):
         with pytest.raises(WrongCurrentPassword):
-            users.update(db, kim.id, UserPatch(password=NEW, current_password="Wrong-Passw0rd-x"), as_principal(kim), IP)
+            users.update(db, kim.id, UserPatch(password=NEW, current_password="Wrong-Passw0rd-x"),
+                         as_principal(kim), IP)
         db.commit()
     with pytest.raises(logins.TooManyAttempts):
         users.update(db, kim.id, UserPatch(password=NEW, current_password=OLD), as_principal(kim), IP)

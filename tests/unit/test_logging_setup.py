@@ -31,7 +31,8 @@ def test_configured_logging_redacts_oauth_code_and_state(tmp_path, restore_loggi
     access = logging.getLogger(logging_setup.ACCESS_LOGGER)
     assert sum(isinstance(f, logging_setup.RedactOAuthParams) for f in access.filters) == 1
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5555", "GET", CALLBACK, "1.1", 200)  # uvicorn's shape
-    logging.getLogger("activities.anything").warning("redirected to %s", "https://app.corp.test/sso?" + CALLBACK.split("?", 1)[1])
+    query = CALLBACK.split("?", 1)[1]
+    logging.getLogger("activities.anything").warning("redirected to %s", f"https://app.corp.test/sso?{query}")
     logging.getLogger("activities.anything").info(f"quoted in the message itself: {CALLBACK}")
     for handler in logging.getLogger().handlers:
         handler.flush()
