@@ -2,7 +2,8 @@
 
 These answer everyone, so what they say is the same for everyone but a caller holding
 ``admin.config``: the status of each part and a plain message, never an exception text, an address
-(host:port, URL) or a file path. An authenticated caller with ``admin.config`` also gets the details.
+(host:port, URL) or a file path. A caller authenticated by a credential (API key, login session)
+that holds ``admin.config`` also gets the details.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ router = APIRouter(prefix="/api/cloud/health", tags=["health"])
 VERSION = "0.1.0"
 
 
+AUTHENTICATED = frozenset({"api_key", "session", "bearer_session"})  # not a network bypass or single-user mode
+
+
 def _sees_details(principal: OptionalPrincipalDep) -> bool:
-    return principal is not None and principal.has("admin.config")
+    return principal is not None and principal.via in AUTHENTICATED and principal.has("admin.config")
 
 
 DetailsDep = Annotated[bool, Depends(_sees_details)]

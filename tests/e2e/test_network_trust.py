@@ -41,7 +41,7 @@ def test_trusted_proxy_forwards_the_client_and_internal_clients_skip_login(stack
     stack.wait_for(lambda: "Auth bypassed for IP 10.10.1.2" in stack.api.log_text(), 10, "the bypass log line")
 
 
-def test_internal_bypass_identity_gets_no_credentials(stack_factory):
+def test_internal_bypass_identity_gets_no_credentials_nor_health_details(stack_factory):
     from activities.identity.passwords import hash_password
 
     stack = stack_factory(start=False)  # the API alone: nothing here needs the worker host
@@ -55,6 +55,9 @@ def test_internal_bypass_identity_gets_no_credentials(stack_factory):
     key = stack.anon.post("/api/auth/api-keys", json={"name": "keep-the-bypass"}, headers=internal)
     assert key.status_code == 403 and "internal-network identity" in key.json()["detail"], key.text
     assert stack.anon.get("/api/auth/api-keys", headers=internal).json() == {"api_keys": []}
+    health = stack.anon.get("/api/cloud/health", headers=internal)  # admin by address only: no details either
+    assert health.status_code == 200 and stack.temporal.address not in health.text, health.text
+    assert stack.temporal.address in stack.client.get("/api/cloud/health").text
 
     # nor a login session: it has no password, and a hash put into its row changes nothing
     with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
