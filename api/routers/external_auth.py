@@ -25,7 +25,7 @@ from sqlmodel import Session
 from activities.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from activities.identity.sso import ldap_auth
 from activities.identity import logins
-from activities.identity.sso import oidc_auth
+from activities.identity.sso import oauth_state, oidc_auth
 from activities.identity.sso import provider_secrets
 from activities.identity.sso import providers as sso
 from activities.identity import users
@@ -251,13 +251,13 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
     except ExternalAuthError as exc:
         raise exc from None
     try:
-        await _in_db(core, sso.store_state, pending, return_to)
+        await _in_db(core, oauth_state.store_state, pending, return_to)
     except SQLAlchemyError:
         log.exception("Failed to store OAuth state for provider %s", provider)
         raise Unavailable("could not store the OAuth state; try again") from None
     if "application/json" in request.headers.get("accept", ""):
         return {"authorization_url": pending.authorization_url,
-                "expires_in": int(sso.state_ttl().total_seconds())}
+                "expires_in": int(oauth_state.state_ttl().total_seconds())}
     return RedirectResponse(pending.authorization_url, status_code=302)
 
 
@@ -266,7 +266,7 @@ async def oidc_callback(core: StateDep, request: Request, response: Response, st
                         code: str | None = None) -> dict:
     """The provider's redirect (``code``, ``state``, ``iss`` or ``error``); the state works once."""
     ip, params = client_ip(request), dict(request.query_params)
-    consumed = await _in_db(core, sso.consume_state, state) if state else None
+    consumed = await _in_db(core, oauth_state.consume_state, state) if state else None
     if consumed is None:
         await _in_db(core, _fail, "oidc", ip, INVALID_STATE, "oidc", False)
         raise DomainError(INVALID_STATE)
