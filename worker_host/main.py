@@ -17,6 +17,7 @@ from activities.temporal.admission import AdmissionActivities
 from activities.temporal.approvals import ApprovalActivities
 from activities.temporal.control import ControlActivities
 from activities.temporal.mailbox import MailboxActivities
+from activities.identity.sso import provider_secrets
 from activities.notify import channels
 from activities.secrets import credential_crypto
 from activities.runtime import configure_logging, load_config_dir, open_database
@@ -32,14 +33,15 @@ log = logging.getLogger("simpletuner.worker_host")
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     db = open_database(settings)
     load_config_dir(settings, db)
+    cipher = credential_crypto.load_cipher(settings.data_dir)
+    with db.session() as session:  # database work first: it needs no Temporal
+        channels.sync_config_channel(session, settings.notifications.email, cipher)
+        provider_secrets.encrypt_plaintext(session, cipher)  # upgrade step: no SSO secret stays in plain text
+        session.commit()
     client = await connect_with_retry(settings.temporal, stop)
     if client is None:
         return
     await ensure_search_attributes(client)
-    cipher = credential_crypto.load_cipher(settings.data_dir)
-    with db.session() as session:
-        channels.sync_config_channel(session, settings.notifications.email, cipher)
-        session.commit()
     control = ControlActivities(db.session, settings.heartbeat_timeout_seconds, settings.approval_timeout_hours,
                                 settings.cost.hourly_rates_usd)
     approval = ApprovalActivities(db.session, cipher, settings)

@@ -26,6 +26,7 @@ from activities.errors import BadRequest, Conflict, DomainError, InvalidInput, N
 from activities.identity.sso import ldap_auth
 from activities.identity import logins
 from activities.identity.sso import oauth_state, oidc_auth
+from activities.identity.sso import provider_secrets
 from activities.identity.sso import providers as sso
 from activities.identity import users
 from activities.audit.trail import audit
@@ -45,11 +46,21 @@ BROWSER_COOKIE_PATH = PUBLIC + "/oidc"
 HTTP_TIMEOUT = 10.0
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    """Runs inside the app's own lifespan, once the database is open: import the config file's block."""
+    """Runs inside the app's own lifespan, once the database is open and the credentials router has
+    installed the cipher (routers start in name order): encrypt secrets an earlier version stored in
+    plain text (a failure stops the start: no plaintext secret stays behind), then import the config
+    file's block."""
     core: AppState | None = getattr(app.state, "core", None)
     if core is not None:
+        await asyncio.to_thread(_encrypt_plaintext_secrets, core)
         await asyncio.to_thread(_import_config_file, core)
     yield
+
+
+def _encrypt_plaintext_secrets(core: AppState) -> None:
+    with core.db.session() as session:
+        provider_secrets.encrypt_plaintext(session)
+        session.commit()
 
 
 def _import_config_file(core: AppState) -> None:
@@ -179,7 +190,7 @@ async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
     """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
     def load(session: Session) -> tuple[str, Any]:
         row = sso.get(session, name)
-        return row.provider_type, sso.runtime_config(row.provider_type, row.config, row.level_mapping)
+        return row.provider_type, sso.usable_config(row)
 
     provider_type, config = await _in_db(core, load)
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.e2e.stack import Stack, detail_text
 from tests.servers.ldap_server import PASSWORDS, SUFFIX, SVC_DN, SVC_PW, SlapdServer
@@ -432,3 +433,12 @@ oidc:
     bob = stack.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)["user"]
     assert bob["level_names"] == ["researcher"] and bob["auth_source"] == "oidc:okta"
     assert [r[0] for r in audit_rows(stack, "external_auth.provider_created")] == ["system:config_file"]
+    # stored encrypted like secrets sent over REST; an unchanged file changes nothing at the next start
+    ((config, sealed),) = db_rows(stack, "SELECT config, encrypted_secrets FROM externalauthprovider")
+    assert CLIENT_SECRET not in config and CLIENT_SECRET not in sealed
+    key = (stack.data_dir / "secret.key").read_bytes().strip()
+    assert Fernet(key).decrypt(json.loads(sealed)["client_secret"].encode()).decode() == CLIENT_SECRET
+    stack.api.terminate_and_wait()
+    stack.start_api()
+    assert db_rows(stack, "SELECT config, encrypted_secrets FROM externalauthprovider") == [(config, sealed)]
+    assert audit_rows(stack, "external_auth.provider_updated") == []
