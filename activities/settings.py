@@ -264,10 +264,23 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigFileError(_describe(exc, "environment")) from exc
-    if settings.auth.single_user_mode and not is_loopback_host(settings.host):
-        raise ConfigFileError(f"{settings.config_file or 'settings'}: auth.single_user_mode: allowed only when the "
-                              f"API listens on loopback (host is {settings.host!r})")
+    _check_single_user_mode(settings)
     return settings
+
+
+def _check_single_user_mode(settings: Settings) -> None:
+    """Single-user mode trusts every loopback caller as the admin: refused where that is not the person
+    at the keyboard (a non-loopback bind, or a proxy in front whose requests all come from loopback)."""
+    if not settings.auth.single_user_mode:
+        return
+    where = f"{settings.config_file or 'settings'}: auth.single_user_mode"
+    if not is_loopback_host(settings.host):
+        raise ConfigFileError(f"{where}: allowed only when the API listens on loopback (host is {settings.host!r})")
+    proxy_keys = [key for key, on in (("network.trust_proxy_headers", settings.network.trust_proxy_headers),
+                                      ("network.trusted_proxies", bool(settings.network.trusted_proxies))) if on]
+    if proxy_keys:
+        raise ConfigFileError(f"{where}: cannot be combined with {' and '.join(proxy_keys)}: behind a proxy every "
+                              "caller reaches the API from loopback; turn one of them off")
 
 
 def is_loopback_host(host: str) -> bool:

@@ -7,6 +7,7 @@ import secrets
 from typing import Annotated, Callable, Iterator
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from activities.db.models import Worker
@@ -70,12 +71,29 @@ def _without_credentials(request: Request, state: AppState, session: Session) ->
     if network.is_internal(request):
         log.info("Auth bypassed for IP %s (acting as %s)", network.client_ip(request), settings.network.bypass_identity)
         return principals.service_principal(session, settings.network.bypass_identity)
-    if settings.auth.single_user_mode and network.is_loopback_peer(request):
+    if settings.auth.single_user_mode and network.is_loopback_peer(request) \
+            and not network.has_proxy_headers(request.headers):  # a proxied request is not the local user
         return principals.single_user_principal(session)
     raise Unauthorized("missing Authorization: Bearer header or login session")
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def optional_principal(request: Request, state: StateDep,
+                       authorization: Annotated[str | None, Header()] = None) -> Principal | None:
+    """For routes that answer everyone (health): the caller if it authenticates, else None (also when the
+    database cannot tell, so a health probe still gets its answer)."""
+    try:
+        return current_principal(request, state, authorization)
+    except Unauthorized:
+        return None
+    except SQLAlchemyError as exc:
+        log.warning("cannot authenticate the caller of %s: %s", request.url.path, exc.__class__.__name__)
+        return None
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require(permission: str) -> Callable[[Principal], Principal]:
@@ -87,6 +105,13 @@ def require(permission: str) -> Callable[[Principal], Principal]:
     return check
 
 
+def credential_holder(principal: PrincipalDep) -> Principal:
+    """A caller that may mint a credential of its own (API key): not the internal-network bypass identity."""
+    principals.ensure_may_hold_credentials(principal)
+    return principal
+
+
+CredentialHolderDep = Annotated[Principal, Depends(credential_holder)]
 UsersAdminDep = Annotated[Principal, Depends(require("admin.users"))]
 WorkersAdminDep = Annotated[Principal, Depends(require("admin.workers"))]
 

@@ -54,6 +54,15 @@ def is_internal(request: Request) -> bool:
     return net.bypass_auth_for_internal and in_networks(client_ip(request), net.internal_networks)
 
 
+# Headers a proxy adds on the way: a request carrying one of them did not come straight from a local client.
+PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip"})
+
+
+def has_proxy_headers(headers: Mapping[str, str]) -> bool:
+    """``Forwarded``, ``Via``, ``X-Real-IP``, any ``X-Forwarded-*`` and the like, in any case."""
+    return any(name.lower() in PROXY_HEADERS or name.lower().startswith("x-forwarded-") for name in headers.keys())
+
+
 def is_loopback_peer(request: Request) -> bool:
     peer = _ip(request.client.host) if request.client else None
     return peer is not None and peer.is_loopback

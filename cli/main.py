@@ -1,10 +1,12 @@
-"""`simpletuner` command: server | worker-host | worker | dev | temporal-dev."""
+"""`simpletuner` command: server | worker-host | worker | dev | temporal-dev | secrets rotate-key."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+from cli import rotate_key
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     tdev.add_argument("--port", type=int, default=7233)
     tdev.add_argument("--ui-port", type=int, default=8233)
     tdev.set_defaults(func=_temporal_dev)
+    rotate_key.add_parser(sub)
     return parser
 
 

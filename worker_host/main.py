@@ -18,6 +18,7 @@ from activities.temporal.admission import AdmissionActivities
 from activities.temporal.approvals import ApprovalActivities
 from activities.temporal.control import ControlActivities
 from activities.temporal.mailbox import MailboxActivities
+from activities.identity.sso import provider_secrets
 from activities.notify import channels
 from activities.secrets import credential_crypto
 from activities.runtime import configure_logging, load_config_dir, open_database
@@ -37,16 +38,17 @@ log = logging.getLogger("simpletuner.worker_host")
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     db = open_database(settings)
     load_config_dir(settings, db)
+    cipher = credential_crypto.load_cipher(settings.data_dir)
+    with db.session() as session:  # database work first: it needs no Temporal
+        channels.sync_config_channel(session, settings.notifications.email, cipher)
+        provider_secrets.encrypt_plaintext(session, cipher)  # upgrade step: no SSO secret stays in plain text
+        session.commit()
     client = await connect_with_retry(settings.temporal, stop)
     if client is None:
         return
     await ensure_search_attributes(client)
     await prepare_gpu_plane(client, settings)
     gpu_client = await connect(settings.temporal, namespace=settings.temporal.gpu_namespace)
-    cipher = credential_crypto.load_cipher(settings.data_dir)
-    with db.session() as session:
-        channels.sync_config_channel(session, settings.notifications.email, cipher)
-        session.commit()
     control = ControlActivities(db.session, settings)
     dispatch = DispatchActivities(db.session, settings.heartbeat_timeout_seconds)
     approval = ApprovalActivities(db.session, cipher, settings)

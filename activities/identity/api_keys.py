@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from activities.db.models import ApiKey, utcnow
 from activities.errors import NotFound
 from activities.audit.trail import audit
-from activities.identity.principals import Principal
+from activities.identity.principals import Principal, ensure_may_hold_credentials
 from activities.secrets.tokens import hash_token, new_id, new_token
 
 
@@ -32,6 +32,7 @@ def list_for(session: Session, user_id: str) -> list[ApiKey]:
 
 
 def create(session: Session, principal: Principal, body: KeyCreate, ip: str | None) -> tuple[ApiKey, str]:
+    ensure_may_hold_credentials(principal)
     token = new_token("st")
     expires: datetime | None = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     key = ApiKey(id=new_id("k"), user_id=principal.user_id, name=body.name, key_hash=hash_token(token),

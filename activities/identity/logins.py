@@ -12,10 +12,10 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from activities.db.models import AuthSession, LoginAttempt, User, utcnow
-from activities.errors import DomainError, Unauthorized
+from activities.errors import DomainError, Forbidden, Unauthorized
 from activities.identity import passwords
 from activities.audit.trail import audit
-from activities.identity.principals import Principal, principal_for
+from activities.identity.principals import BYPASS_HAS_NO_CREDENTIALS, Principal, principal_for
 from activities.secrets.tokens import hash_token
 
 SESSION_TTL = timedelta(hours=12)
@@ -56,9 +56,12 @@ def password_login(session: Session, username: str, password: str, ip: str | Non
     """Verify a local password. Failures are recorded (the caller commits) and say nothing specific."""
     check_rate(session, username, ip)
     user = session.exec(select(User).where(User.username == username)).first()
-    ok = passwords.verify(user.password_hash if user else None, password)
+    local = user is not None and user.auth_source == "local"  # SSO and service accounts have no password
+    ok = passwords.verify(user.password_hash if local else None, password)  # the same cost either way
     if not ok or user is None or not user.is_active:
-        record_failure(session, username, ip, "bad credentials" if ok is False or user is None else "inactive")
+        reason = ("not a local account" if user is not None and not local
+                  else "bad credentials" if not ok or user is None else "inactive")
+        record_failure(session, username, ip, reason)
         raise Unauthorized("invalid username or password")
     return user
 
@@ -66,6 +69,8 @@ def password_login(session: Session, username: str, password: str, ip: str | Non
 def open_session(session: Session, user: User, ip: str | None, user_agent: str | None,
                  method: str = "password") -> tuple[str, Principal]:
     """Start a browser session: returns (cookie token, principal with its CSRF token)."""
+    if user.auth_source == "bypass":  # the internal-network identity: never reached by a login, refused if it were
+        raise Forbidden(BYPASS_HAS_NO_CREDENTIALS)
     token = secrets.token_urlsafe(32)
     auth = AuthSession(id=hash_token(token), user_id=user.id, csrf_token=secrets.token_urlsafe(24), ip=ip,
                        user_agent=(user_agent or "")[:300], expires_at=utcnow() + SESSION_TTL)
@@ -75,6 +80,14 @@ def open_session(session: Session, user: User, ip: str | None, user_agent: str |
     audit(session, user.username, "auth.login", "user", user.id, {"method": method}, ip=ip)
     principal = principal_for(session, user, via="session", session_id=auth.id, csrf_token=auth.csrf_token)
     return token, principal
+
+
+def revoke_sessions(session: Session, user_id: str) -> None:
+    """End every open login session of an account (password changed, account deactivated)."""
+    for row in session.exec(select(AuthSession).where(AuthSession.user_id == user_id,
+                                                      AuthSession.revoked_at == None)):  # noqa: E711
+        row.revoked_at = utcnow()
+        session.add(row)
 
 
 def close_session(session: Session, principal: Principal, ip: str | None) -> None:

@@ -43,6 +43,17 @@ class Principal:
         return self.has(f"{scope}.all") or (self.has(f"{scope}.own") and owner_id == self.user_id)
 
 
+BYPASS_HAS_NO_CREDENTIALS = ("the internal-network identity (network.bypass_auth_for_internal) cannot create API keys "
+                             "or login sessions: it is trusted by network address only, and a credential would "
+                             "carry that trust outside the internal networks")
+
+
+def ensure_may_hold_credentials(principal: Principal) -> None:
+    """API keys and login sessions are for callers who proved who they are, not for a network bypass."""
+    if principal.via == "bypass":
+        raise Forbidden(BYPASS_HAS_NO_CREDENTIALS)
+
+
 def levels_of(session: Session, user_id: str) -> tuple[str, ...]:
     rows = session.exec(select(UserLevel.level).where(UserLevel.user_id == user_id))
     return tuple(sorted(rows, key=lambda lv: -LEVEL_PRIORITY.get(lv, 0)))

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from activities.db.models import ApiKey, AuthSession, PermissionOverride, User, UserLevel, utcnow
 from activities.errors import Conflict, InvalidInput, NotFound
-from activities.identity import passwords
+from activities.identity import account_passwords, logins
 from activities.audit.trail import audit
 from activities.identity import org_members
 from activities.identity.permissions import LEVEL_PRIORITY, PERMISSIONS, effective_permissions, highest_level
@@ -63,6 +63,7 @@ class UserPatch(BaseModel):
     email: str | None = None
     display_name: str | None = Field(None, max_length=200)
     password: str | None = None
+    current_password: str | None = Field(None, max_length=1024)  # needed to change one's own password
     is_active: bool | None = None
 
     _email = field_validator("email")(UserCreate._email.__func__)  # type: ignore[attr-defined]
@@ -75,7 +76,8 @@ def to_dict(session: Session, user: User) -> dict[str, Any]:
             "is_active": user.is_active, "level": highest_level(levels), "level_names": list(levels),
             "permissions": sorted(effective_permissions(levels, overrides)),
             "permission_overrides": [{"permission_name": k, "granted": v} for k, v in sorted(overrides.items())],
-            "auth_source": user.auth_source, "has_password": user.password_hash is not None,
+            "auth_source": user.auth_source,
+            "has_password": account_passwords.is_local(user.auth_source) and user.password_hash is not None,
             "last_login_at": user.last_login_at, "created_at": user.created_at, "updated_at": user.updated_at}
 
 
@@ -115,12 +117,14 @@ def create(session: Session, body: UserCreate, actor: Principal | str, ip: str |
            auth_source: str = "local", external_subject: str | None = None) -> User:
     _check_unique(session, body.username, body.email)
     if body.password is not None:
-        passwords.check_policy(body.password, body.username)
-    elif auth_source == "local":
+        password_hash = account_passwords.check_new(body.username, auth_source, body.password)
+    elif account_passwords.is_local(auth_source):
         raise InvalidInput("password: required for a local account")
+    else:
+        password_hash = None
     user = User(id=new_id("u"), username=body.username, email=body.email, display_name=body.display_name,
                 is_active=body.is_active, auth_source=auth_source, external_subject=external_subject,
-                password_hash=passwords.hash_password(body.password) if body.password else None)
+                password_hash=password_hash)
     session.add(user)
     session.flush()
     set_levels(session, user, body.level_names)
@@ -130,17 +134,21 @@ def create(session: Session, body: UserCreate, actor: Principal | str, ip: str |
 
 
 def update(session: Session, user_id: str, patch: UserPatch, actor: Principal, ip: str | None = None) -> User:
+    """A password change is checked first: a wrong current password (one's own change) raises
+    ``WrongCurrentPassword`` before anything is changed, leaving only its failure record in the session."""
     user = get(session, user_id)
     changes = patch.model_dump(exclude_unset=True)
+    current = changes.pop("current_password", None)
+    new_hash = None
+    if changes.get("password") is not None:
+        new_hash = account_passwords.check_change(session, user, changes["password"], current, actor.user_id, ip)
     if "email" in changes:
         _check_unique(session, None, changes["email"], except_id=user.id)
         user.email = changes["email"]
     if "display_name" in changes:
         user.display_name = changes["display_name"]
-    if changes.get("password") is not None:
-        passwords.check_policy(changes["password"], user.username)
-        user.password_hash = passwords.hash_password(changes["password"])
-        _revoke_sessions(session, user.id)
+    if new_hash is not None:
+        account_passwords.apply(session, user, new_hash)
     if changes.get("is_active") is not None:
         _set_active(session, user, changes["is_active"], actor)
     user.updated_at = utcnow()
@@ -167,7 +175,7 @@ def _set_active(session: Session, user: User, active: bool, actor: Principal) ->
         if user.id == actor.user_id:
             raise Conflict("you cannot deactivate your own account")
         _guard_last_admin(session, user, "deactivate")
-        _revoke_sessions(session, user.id)
+        logins.revoke_sessions(session, user.id)
     user.is_active = active
 
 
@@ -239,12 +247,6 @@ def remove_override(session: Session, user_id: str, permission: str, actor: Prin
     session.delete(row)
     audit(session, actor.username, "user.permission_override_removed", "user", user.id, {"permission": permission},
           ip=ip)
-
-
-def _revoke_sessions(session: Session, user_id: str) -> None:
-    for row in session.exec(select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at == None)):  # noqa: E711
-        row.revoked_at = utcnow()
-        session.add(row)
 
 
 def _name(actor: Principal | str) -> str:

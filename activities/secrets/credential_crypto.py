@@ -69,9 +69,11 @@ def _create_key_file(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_key_file(path: Path) -> Fernet:
-    """The key stored in ``path``, created on first use."""
+def load_key_file(path: Path, create: bool = True) -> Fernet:
+    """The key stored in ``path``, created on first use (SecretKeyError instead when not ``create``)."""
     path = Path(path)
+    if not path.exists() and not create:
+        raise SecretKeyError(f"{path}: no encryption key there (and {ENV_KEY} is not set)")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         _create_key_file(path)
@@ -110,27 +112,28 @@ class CredentialCipher:
         try:
             self._current.decrypt(token.encode("ascii"))
             return True
-        except InvalidToken:
+        except (InvalidToken, UnicodeError):
             return False
 
     def reencrypt(self, token: str) -> str:
         """The same plaintext under the current key (MultiFernet.rotate)."""
         try:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
-        except InvalidToken:
+        except (InvalidToken, UnicodeError):
             raise UndecryptableError("the stored ciphertext cannot be decrypted with the configured key(s)") from None
 
 
-def load_cipher(data_dir: Path, env: Mapping[str, str] | None = None) -> CredentialCipher:
-    """The cipher from the environment, else from (and maybe creating) ``<data_dir>/secret.key``.
-    Raises SecretKeyError for a malformed key anywhere: a startup error, not a later surprise."""
+def load_cipher(data_dir: Path, env: Mapping[str, str] | None = None, create: bool = True) -> CredentialCipher:
+    """The cipher from the environment, else from (and, with ``create``, maybe creating)
+    ``<data_dir>/secret.key``. Raises SecretKeyError for a malformed key anywhere: a startup error,
+    not a later surprise."""
     env = os.environ if env is None else env
     configured = env.get(ENV_KEY, "").strip()
     if configured:
         current, source = parse_key(configured, ENV_KEY), ENV_KEY
     else:
         path = key_file_path(data_dir)
-        current, source = load_key_file(path), str(path)
+        current, source = load_key_file(path, create), str(path)
     previous = [parse_key(item, f"{ENV_PREVIOUS} (item {i + 1})")
                 for i, item in enumerate(env.get(ENV_PREVIOUS, "").split(",")) if item.strip()]
     log.info("credential encryption key from %s, %d previous key(s) accepted for decryption", source, len(previous))

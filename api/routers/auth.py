@@ -13,7 +13,7 @@ from activities.identity import logins
 from activities.identity import users
 from activities.identity.api_keys import KeyCreate
 from activities.identity.logins import SESSION_TTL
-from api.deps import CSRF_HEADER, SESSION_COOKIE, PrincipalDep, SessionDep, client_ip
+from api.deps import CSRF_HEADER, SESSION_COOKIE, CredentialHolderDep, PrincipalDep, SessionDep, client_ip
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -58,7 +58,7 @@ def list_keys(session: SessionDep, principal: PrincipalDep) -> dict:
 
 
 @router.post("/api-keys", status_code=201)
-def create_key(body: KeyCreate, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
+def create_key(body: KeyCreate, session: SessionDep, principal: CredentialHolderDep, request: Request) -> dict:
     key, token = api_keys.create(session, principal, body, client_ip(request))
     session.commit()
     return {**api_keys.to_dict(key), "key": token}

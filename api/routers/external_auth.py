@@ -17,15 +17,16 @@ from typing import Any, TypeVar
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
-from activities.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from activities.errors import BadRequest, Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from activities.identity.sso import ldap_auth
 from activities.identity import logins
-from activities.identity.sso import oidc_auth
+from activities.identity.sso import oauth_state, oidc_auth
+from activities.identity.sso import provider_secrets
 from activities.identity.sso import providers as sso
 from activities.identity import users
 from activities.audit.trail import audit
@@ -40,14 +41,26 @@ T = TypeVar("T")
 ADMIN = "/api/cloud/external-auth/providers"
 PUBLIC = "/api/auth/external"
 INVALID_STATE = "invalid or expired OAuth state"
+BROWSER_COOKIE = "st_oidc_browser"  # binds an OAuth state to the browser that started the login
+BROWSER_COOKIE_PATH = PUBLIC + "/oidc"
 HTTP_TIMEOUT = 10.0
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    """Runs inside the app's own lifespan, once the database is open: import the config file's block."""
+    """Runs inside the app's own lifespan, once the database is open and the credentials router has
+    installed the cipher (routers start in name order): encrypt secrets an earlier version stored in
+    plain text (a failure stops the start: no plaintext secret stays behind), then import the config
+    file's block."""
     core: AppState | None = getattr(app.state, "core", None)
     if core is not None:
+        await asyncio.to_thread(_encrypt_plaintext_secrets, core)
         await asyncio.to_thread(_import_config_file, core)
     yield
+
+
+def _encrypt_plaintext_secrets(core: AppState) -> None:
+    with core.db.session() as session:
+        provider_secrets.encrypt_plaintext(session)
+        session.commit()
 
 
 def _import_config_file(core: AppState) -> None:
@@ -177,7 +190,7 @@ async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
     """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
     def load(session: Session) -> tuple[str, Any]:
         row = sso.get(session, name)
-        return row.provider_type, sso.runtime_config(row.provider_type, row.config, row.level_mapping)
+        return row.provider_type, sso.usable_config(row)
 
     provider_type, config = await _in_db(core, load)
     try:
@@ -239,23 +252,33 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
                 pending = await oidc_auth.begin_login(config, provider, redirect_uri, http)
     except ExternalAuthError as exc:
         raise exc from None
+    binding = oauth_state.new_browser_binding()
     try:
-        await _in_db(core, sso.store_state, pending, return_to)
+        await _in_db(core, oauth_state.store_state, pending, return_to, binding)
     except SQLAlchemyError:
         log.exception("Failed to store OAuth state for provider %s", provider)
         raise Unavailable("could not store the OAuth state; try again") from None
-    if "application/json" in request.headers.get("accept", ""):
-        return {"authorization_url": pending.authorization_url,
-                "expires_in": int(sso.state_ttl().total_seconds())}
-    return RedirectResponse(pending.authorization_url, status_code=302)
+    ttl = int(oauth_state.state_ttl().total_seconds())
+    answer: Response = (JSONResponse({"authorization_url": pending.authorization_url, "expires_in": ttl})
+                        if "application/json" in request.headers.get("accept", "")
+                        else RedirectResponse(pending.authorization_url, status_code=302))
+    answer.set_cookie(BROWSER_COOKIE, binding, max_age=ttl + 60, httponly=True, samesite="lax",
+                      secure=request.url.scheme == "https", path=BROWSER_COOKIE_PATH)
+    return answer
 
 
 @router.get(PUBLIC + "/oidc/callback")
 async def oidc_callback(core: StateDep, request: Request, response: Response, state: str | None = None,
                         code: str | None = None) -> dict:
-    """The provider's redirect (``code``, ``state``, ``iss`` or ``error``); the state works once."""
+    """The provider's redirect (``code``, ``state``, ``iss`` or ``error``); the state works once, and only
+    in the browser that started the login (its binding cookie)."""
     ip, params = client_ip(request), dict(request.query_params)
-    consumed = await _in_db(core, sso.consume_state, state) if state else None
+    try:
+        consumed = await _in_db(core, oauth_state.consume_state, state,
+                                request.cookies.get(BROWSER_COOKIE)) if state else None
+    except BadRequest as exc:  # issued to another browser
+        await _in_db(core, _fail, "oidc", ip, exc.detail, "oidc", False)
+        raise exc from None
     if consumed is None:
         await _in_db(core, _fail, "oidc", ip, INVALID_STATE, "oidc", False)
         raise DomainError(INVALID_STATE)
@@ -270,4 +293,5 @@ async def oidc_callback(core: StateDep, request: Request, response: Response, st
         await _in_db(core, _fail, method, ip, exc.detail, method, False)
         raise exc from None
     result = await asyncio.to_thread(_finish, core, ident, "oidc", ip, request.headers.get("user-agent"))
+    response.delete_cookie(BROWSER_COOKIE, path=BROWSER_COOKIE_PATH)
     return _session_answer(request, response, result, return_to=return_to)

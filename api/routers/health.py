@@ -1,20 +1,37 @@
-"""Health: /api/cloud/health/live, /ready (503 when DB or Temporal is down) and the full report."""
+"""Health: /api/cloud/health/live, /ready (503 when DB or Temporal is down) and the full report.
+
+These answer everyone, so what they say is the same for everyone but a caller holding
+``admin.config``: the status of each part and a plain message, never an exception text, an address
+(host:port, URL) or a file path. A caller authenticated by a credential (API key, login session)
+that holds ``admin.config`` also gets the details.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from activities.capacity import workers
 from activities.db.engine import ping
-from api.deps import StateDep
+from api.deps import OptionalPrincipalDep, StateDep
 from api.state import AppState
 
 router = APIRouter(prefix="/api/cloud/health", tags=["health"])
 VERSION = "0.1.0"
+
+
+AUTHENTICATED = frozenset({"api_key", "session", "bearer_session"})  # not a network bypass or single-user mode
+
+
+def _sees_details(principal: OptionalPrincipalDep) -> bool:
+    return principal is not None and principal.via in AUTHENTICATED and principal.has("admin.config")
+
+
+DetailsDep = Annotated[bool, Depends(_sees_details)]
 
 
 def _check_db(state: AppState) -> dict:
@@ -29,18 +46,28 @@ def _check_db(state: AppState) -> dict:
         return {"name": "database", "status": "healthy", "latency_ms": round(latency, 2),
                 "message": f"{state.db.engine.dialect.name} database accessible", "_agents": (online, len(agents))}
     except Exception as exc:  # any driver error means the database is unusable
-        return {"name": "database", "status": "unhealthy", "message": f"database error: {exc.__class__.__name__}: {exc}"}
+        return {"name": "database", "status": "unhealthy", "message": "database unavailable",
+                "_detail": f"database error: {exc.__class__.__name__}: {exc}"}
 
 
 async def _check_temporal(state: AppState) -> dict:
     started = time.perf_counter()
+    where = f"{state.settings.temporal.address} namespace {state.settings.temporal.namespace}"
     try:
         await asyncio.wait_for(state.temporal.service_client.check_health(timeout=timedelta(seconds=2)), 3)
         return {"name": "temporal", "status": "healthy", "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                "message": f"{state.settings.temporal.address} namespace {state.settings.temporal.namespace}"}
+                "message": "Temporal reachable", "_detail": where}
     except Exception as exc:  # unreachable, timed out or refusing
-        return {"name": "temporal", "status": "unhealthy",
-                "message": f"{state.settings.temporal.address} unreachable: {exc.__class__.__name__}: {exc}"}
+        return {"name": "temporal", "status": "unhealthy", "message": "Temporal unreachable",
+                "_detail": f"{where} unreachable: {exc.__class__.__name__}: {exc}"}
+
+
+def _shown(component: dict, details: bool) -> dict:
+    """The component as this caller may see it: the detailed message only with ``admin.config``."""
+    shown = {k: v for k, v in component.items() if not k.startswith("_")}
+    if details and "_detail" in component:
+        shown["message"] = component["_detail"]
+    return shown
 
 
 @router.get("/live")
@@ -49,9 +76,9 @@ def live() -> dict:
 
 
 @router.get("/ready")
-async def ready(state: StateDep) -> JSONResponse:
+async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
-    failing = [c for c in (db, temporal) if c["status"] != "healthy"]
+    failing = [_shown(c, details) for c in (db, temporal) if c["status"] != "healthy"]
     if failing:
         return JSONResponse({"status": "not_ready", "detail": "; ".join(c["message"] for c in failing)},
                             status_code=503)
@@ -59,12 +86,12 @@ async def ready(state: StateDep) -> JSONResponse:
 
 
 @router.get("")
-async def health(state: StateDep) -> JSONResponse:
+async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     online, total = db.pop("_agents", (0, 0))
     agents = {"name": "agents", "status": "healthy" if online else "degraded",
               "message": f"{online} of {total} agent(s) online", "online": online, "total": total}
-    components = [db, temporal, agents]
+    components = [_shown(c, details) for c in (db, temporal, agents)]
     status = ("unhealthy" if any(c["status"] == "unhealthy" for c in components)
               else "degraded" if any(c["status"] == "degraded" for c in components) else "healthy")
     return JSONResponse({"status": status, "version": VERSION,

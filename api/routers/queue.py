@@ -47,8 +47,9 @@ def my_queue(session: SessionDep, principal: PrincipalDep) -> dict:
 
 
 @router.get("/stats")
-def stats(session: SessionDep, _: PrincipalDep) -> dict:
-    return queue_view.stats(session)
+def stats(session: SessionDep, principal: PrincipalDep) -> dict:
+    """Everyone's counts with ``job.view.all``; otherwise the caller's own (the limits are shown to all)."""
+    return queue_view.stats(session, None if principal.has("job.view.all") else principal.user_id)
 
 
 @router.get("/position/{job_id}")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from activities.errors import Forbidden
 from activities.identity import users
 from activities.identity.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
+from activities.identity.account_passwords import WrongCurrentPassword
 from activities.identity.users import UserCreate, UserPatch
 from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
 
@@ -63,11 +64,16 @@ def get_user(user_id: str, session: SessionDep, principal: PrincipalDep) -> dict
 
 @router.patch("/{user_id}")
 def patch_user(user_id: str, body: UserPatch, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
-    """Admins change anyone; a user may change their own email, display name and password."""
+    """Admins change anyone; a user may change their own email, display name and password (a change of
+    one's own password needs ``current_password``). Accounts of an identity provider have no password."""
     if not principal.has("admin.users"):
         if user_id != principal.user_id or body.is_active is not None:
             raise Forbidden("missing permission 'admin.users'")
-    user = users.update(session, user_id, body, principal, client_ip(request))
+    try:
+        user = users.update(session, user_id, body, principal, client_ip(request))
+    except WrongCurrentPassword:
+        session.commit()  # the wrong guess counts toward the login rate limit and is audited
+        raise
     session.commit()
     return users.to_dict(session, user)
 

@@ -148,3 +148,22 @@ def test_restarts_while_jobs_wait_leak_no_slot(stack):
         stack.wait_job(job_id, "completed", timeout=120)
     assert replay(stack, 2, 10**9, {})[1] == last  # the override went first after the running job
     assert stack.expect(stack.client.get("/api/queue/stats"), 200)["running"] == 0
+
+
+def test_queue_stats_show_other_users_only_to_those_who_see_all_jobs(stack):
+    stack.put_config("stat-cfg", steps=1)  # no agent: the admitted job holds its slot while it waits for one
+    stack.expect(stack.client.post("/api/queue/concurrency", json={"max_concurrent": 1}), 200)
+    for name, level in (("rae", "researcher"), ("lea", "lead"), ("vic", "viewer")):
+        make_user(stack, name, level)
+    rae, lea, vic = (bearer_for(stack, name) for name in ("rae", "lea", "vic"))
+    stack.submit(config_name="stat-cfg", target="local")  # the admin's, admitted
+    stack.wait_for(lambda: stack.client.get("/api/queue/stats").json()["running"] == 1, 30, "the admin's job to run")
+    stack.expect(rae.post("/api/queue/submit", json={"config_name": "stat-cfg", "target": "local"}), 201)
+    everyone = stack.wait_for(lambda: stack.client.get("/api/queue/stats").json(), 30, "rae's job to wait",
+                              until=lambda s: s["waiting"] == 1)
+    assert (everyone["running"], everyone["running_by_user"]) == (1, {"admin": 1}), everyone
+    assert stack.expect(lea.get("/api/queue/stats"), 200) == everyone  # job.view.all: everyone's counts
+    own = stack.expect(rae.get("/api/queue/stats"), 200)  # the others' counts are not rae's business
+    assert (own["running"], own["waiting"], own["running_by_user"], own["max_concurrent"]) == (0, 1, {}, 1), own
+    assert {k: vic.get("/api/queue/stats").json()[k] for k in ("running", "waiting", "running_by_user")} == {
+        "running": 0, "waiting": 0, "running_by_user": {}}

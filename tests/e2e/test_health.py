@@ -1,11 +1,22 @@
-"""Liveness and readiness probes, with all parts up and with Temporal down."""
+"""Liveness and readiness probes, with all parts up and with Temporal down; what anonymous callers see."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.e2e.test_users_and_auth import bearer_for, make_user
 
 pytestmark = pytest.mark.e2e
+
+INTERNALS = ("127.0.0.1", "localhost", "://", "Error", "Exception", "namespace")
+
+
+def assert_tells_nothing_inside(stack, text: str) -> None:
+    """No address (host:port, URL), file path, namespace or exception text in an answer."""
+    port = stack.temporal.address.rsplit(":", 1)[-1]
+    leaked = [needle for needle in (*INTERNALS, stack.temporal.address, f":{port}", stack.namespace,
+                                    str(stack.root), str(stack.data_dir)) if needle in text]
+    assert not leaked, (leaked, text)
 
 
 def test_live_ready_and_component_report(stack):
@@ -22,6 +33,15 @@ def test_live_ready_and_component_report(stack):
     assert temporal and database, components
     for component in temporal + database:  # the probes that make a call report how long it took
         assert isinstance(component.get("latency_ms"), (int, float)), component
+    assert stack.temporal.address in temporal[0]["message"]  # admin.config sees where Temporal is
+
+    # anonymous callers and signed-in users without admin.config get the same report without details
+    make_user(stack, "rex", "lead")
+    for client in (stack.anon, bearer_for(stack, "rex")):
+        public = stack.expect(client.get("/api/cloud/health"), 200)
+        assert [(c["name"], c["status"]) for c in public["components"]] == [(c["name"], c["status"])
+                                                                          for c in components]
+        assert_tells_nothing_inside(stack, client.get("/api/cloud/health").text)
 
 
 def test_ready_is_503_while_temporal_is_down(own_temporal, stack_factory):
@@ -34,13 +54,20 @@ def test_ready_is_503_while_temporal_is_down(own_temporal, stack_factory):
     healthy = stack.expect(stack.client.get("/api/cloud/health"), 200)
 
     own_temporal.stop()
-    stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready"), 30, "ready to be 503 with Temporal stopped",
-                   until=lambda r: r.status_code == 503)
+    down = stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready"), 30,
+                          "ready to be 503 with Temporal stopped", until=lambda r: r.status_code == 503)
+    assert down.json()["detail"] == "Temporal unreachable", down.text
+    assert_tells_nothing_inside(stack, down.text)
     assert stack.anon.get("/api/cloud/health/live").status_code == 200, "liveness does not depend on Temporal"
+    anonymous = stack.anon.get("/api/cloud/health")
+    assert anonymous.status_code == 503 and anonymous.json()["status"] == "unhealthy"
+    assert_tells_nothing_inside(stack, anonymous.text)
     report = stack.client.get("/api/cloud/health").json()
     before = {c["name"]: c["status"] for c in healthy["components"]}
     temporal = [c for c in report["components"] if "temporal" in c["name"].lower()]
     assert temporal and temporal[0]["status"] != before.get(temporal[0]["name"]), (healthy, report)
+    assert own_temporal.address in temporal[0]["message"]  # the admin still sees what failed and where
+    assert own_temporal.address in stack.client.get("/api/cloud/health/ready").json()["detail"]
 
     own_temporal.start()  # same port, same database
     stack.wait_for(lambda: stack.anon.get("/api/cloud/health/ready").status_code, 60,

@@ -41,6 +41,36 @@ def test_trusted_proxy_forwards_the_client_and_internal_clients_skip_login(stack
     stack.wait_for(lambda: "Auth bypassed for IP 10.10.1.2" in stack.api.log_text(), 10, "the bypass log line")
 
 
+def test_internal_bypass_identity_gets_no_credentials_nor_health_details(stack_factory):
+    from activities.identity.passwords import hash_password
+
+    stack = stack_factory(start=False)  # the API alone: nothing here needs the worker host
+    stack.enterprise_config.write_text("network:\n  trust_proxy_headers: true\n  trusted_proxies: ['127.0.0.1/32']\n"
+                                       "  bypass_auth_for_internal: true\n  internal_networks: ['10.10.0.0/16']\n"
+                                       "  bypass_identity: ci-bot\n  bypass_level: admin\n")
+    stack.start_api()
+    internal = {"X-Forwarded-For": "10.10.1.2"}
+    me = stack.anon.get("/api/users/me", headers=internal).json()
+    assert (me["username"], me["auth_method"]) == ("ci-bot", "bypass"), me
+    key = stack.anon.post("/api/auth/api-keys", json={"name": "keep-the-bypass"}, headers=internal)
+    assert key.status_code == 403 and "internal-network identity" in key.json()["detail"], key.text
+    assert stack.anon.get("/api/auth/api-keys", headers=internal).json() == {"api_keys": []}
+    health = stack.anon.get("/api/cloud/health", headers=internal)  # admin by address only: no details either
+    assert health.status_code == 200 and stack.temporal.address not in health.text, health.text
+    assert stack.temporal.address in stack.client.get("/api/cloud/health").text
+
+    # nor a login session: it has no password, and a hash put into its row changes nothing
+    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
+        db.execute("UPDATE user SET password_hash = ? WHERE username = 'ci-bot'", (hash_password("Planted-Passw0rd"),))
+    for mode in ("cookie", "bearer"):
+        login = stack.anon.post("/api/auth/login", json={"username": "ci-bot", "password": "Planted-Passw0rd",
+                                                         "mode": mode}, headers=internal)
+        assert login.status_code == 401 and "set-cookie" not in login.headers, login.text
+    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM authsession JOIN user ON user.id = authsession.user_id "
+                          "WHERE user.username = 'ci-bot'").fetchone() == (0,)
+
+
 def test_single_user_mode_needs_loopback(stack_factory):
     refused = stack_factory(start=False, extra_env={"SIMPLETUNER_HOST": "0.0.0.0"})
     refused.enterprise_config.write_text("auth:\n  single_user_mode: true\n")
@@ -48,9 +78,20 @@ def test_single_user_mode_needs_loopback(stack_factory):
     assert api.wait_exit(30) == 2
     assert "single_user_mode: allowed only when the API listens on loopback" in api.log_text()
 
+    behind_proxy = stack_factory(start=False)
+    behind_proxy.enterprise_config.write_text("auth:\n  single_user_mode: true\n"
+                                              "network:\n  trusted_proxies: ['127.0.0.1/32']\n")
+    api = behind_proxy.start_api(wait=False)
+    assert api.wait_exit(30) == 2
+    assert "single_user_mode: cannot be combined with network.trusted_proxies" in api.log_text()
+
     stack = started(stack_factory, "auth:\n  single_user_mode: true\n")
     me = stack.anon.get("/api/users/me")
     assert me.status_code == 200 and me.json()["username"] == "admin"
+    for header in ({"X-Forwarded-For": "127.0.0.1"}, {"X-Forwarded-Host": "ui.corp.test"},
+                   {"X-Forwarded-Proto": "https"}, {"X-Real-IP": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"}):
+        proxied = stack.anon.get("/api/users/me", headers=header)  # a proxy's request is not the local user
+        assert proxied.status_code == 401 and "detail" in proxied.json(), (header, proxied.text)
 
 
 def test_invalid_network_block_stops_the_api_naming_file_and_key(stack_factory):

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.e2e.stack import Stack, detail_text
 from tests.servers.ldap_server import PASSWORDS, SUFFIX, SVC_DN, SVC_PW, SlapdServer
@@ -79,6 +80,11 @@ def oidc_provider(issuer: str, name: str = "corp-sso") -> dict:
 
 def browser(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15)
+
+
+def same_browser(stack: Stack, web: httpx.Client) -> httpx.Client:
+    """Another connection of the same browser: it carries ``web``'s cookies."""
+    return httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15, cookies=web.cookies)
 
 
 def ldap_login(stack: Stack, username: str, password: str | None = None, provider: str = "corp-ldap",
@@ -231,6 +237,30 @@ def test_ldap_login_provisions_and_follows_the_directory(api: Stack, slapd: Slap
     assert ldap_login(api, "alice", provider="no-such").status_code == 404
 
 
+def test_sso_accounts_have_no_local_password(api: Stack, slapd: SlapdServer):
+    from activities.identity.passwords import hash_password
+
+    api.expect(api.client.post(PROVIDERS, json=ldap_provider(slapd)), 201)
+    web = browser(api)
+    login = api.expect(ldap_login(api, "alice", client=web), 200)
+    alice, chosen = login["user"], "Chosen-Passw0rd-42"
+    by_admin = api.client.patch(f"/api/users/{alice['id']}", json={"password": chosen})
+    assert by_admin.status_code == 409 and "signs in through ldap:corp-ldap" in detail_text(by_admin), by_admin.text
+    by_herself = web.patch(f"/api/users/{alice['id']}", headers={"X-CSRF-Token": login["csrf_token"]},
+                           json={"password": chosen, "current_password": PASSWORDS["alice"]})
+    assert by_herself.status_code == 409 and "cannot have a local password" in detail_text(by_herself)
+    assert db_rows(api, "SELECT password_hash FROM user WHERE id = ?", alice["id"]) == [(None,)]
+    assert api.expect(api.client.patch(f"/api/users/{alice['id']}", json={"display_name": "A"}), 200)
+
+    with sqlite3.connect(api.data_dir / "simpletuner.db") as db:  # a hash that got into the row somehow
+        db.execute("UPDATE user SET password_hash = ? WHERE id = ?", (hash_password(chosen), alice["id"]))
+    for mode in ("cookie", "bearer"):
+        refused = api.anon.post("/api/auth/login", json={"username": "alice", "password": chosen, "mode": mode})
+        assert refused.status_code == 401 and detail_text(refused) == "invalid username or password", refused.text
+    assert [r[3]["reason"] for r in audit_rows(api, "auth.login_failure")] == ["not a local account"] * 2
+    assert users_named(api, "alice")[0]["has_password"] is False
+
+
 def test_local_account_is_not_taken_over(api: Stack, slapd: SlapdServer, idp: OidcProviderServer):
     api.expect(api.client.post(PROVIDERS, json=ldap_provider(slapd)), 201)
     api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
@@ -281,22 +311,22 @@ def test_oidc_browser_flow_and_single_use_state(api: Stack, idp: OidcProviderSer
     url = api.expect(start, 200)["authorization_url"]
     assert url.startswith(idp.issuer) and "code_challenge_method=S256" in url
     params = oidc_authorize(api, web, "bob")
-    with ThreadPoolExecutor(2) as pool:  # the same callback twice at once: exactly one wins
-        racing = list(pool.map(lambda _: browser(api).get("/api/auth/external/oidc/callback", params=params), "ab"))
+    with ThreadPoolExecutor(2) as pool:  # the same callback twice at once (same browser): exactly one wins
+        racing = list(pool.map(lambda _: same_browser(api, web).get("/api/auth/external/oidc/callback",
+                                                                     params=params), "ab"))
     assert sorted(r.status_code for r in racing) == [200, 400], [r.text for r in racing]
     bob = next(r for r in racing if r.status_code == 200).json()["user"]
     assert bob["level_names"] == ["researcher"] and bob["auth_source"] == "oidc:corp-sso"
     params = oidc_authorize(api, web, "mallory")  # same preferred_username, another subject: no takeover
-    impostor = browser(api).get("/api/auth/external/oidc/callback", params=params)
+    impostor = web.get("/api/auth/external/oidc/callback", params=params)
     assert impostor.status_code == 409 and "another oidc:corp-sso identity" in detail_text(impostor)
     assert users_named(api, "bob")[0]["level_names"] == ["researcher"]
     params = oidc_authorize(api, web, "alice")
-    assert api.expect(browser(api).get("/api/auth/external/oidc/callback", params=params), 200)["user"]["id"] == \
-        user["id"]
+    assert api.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)["user"]["id"] == user["id"]
     assert len(users_named(api, "alice")) == 1
 
     params = oidc_authorize(api, web, "nora")
-    unmapped = browser(api).get("/api/auth/external/oidc/callback", params=params)
+    unmapped = web.get("/api/auth/external/oidc/callback", params=params)
     assert unmapped.status_code == 403 and users_named(api, "nora") == []
     other = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": NOT_ALLOWED})
     assert other.status_code == 400 and "allowed_redirect_uris" in detail_text(other)
@@ -305,6 +335,56 @@ def test_oidc_browser_flow_and_single_use_state(api: Stack, idp: OidcProviderSer
     methods = [r[3]["method"] for r in audit_rows(api, "auth.login")]
     assert methods == ["oidc:corp-sso"] * 3
     assert len(audit_rows(api, "auth.login_failure")) == 6  # replay, forged, no state, race, mallory, nora
+
+
+def test_oidc_login_is_bound_to_the_browser_that_started_it(api: Stack, idp: OidcProviderServer):
+    api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
+    web = browser(api)
+    start = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": CALLBACK})
+    assert start.status_code == 302, start.text
+    cookie = start.headers["set-cookie"].lower()
+    assert cookie.startswith("st_oidc_browser=") and "httponly" in cookie and "samesite=lax" in cookie, cookie
+    assert "path=/api/auth/external/oidc" in cookie
+    binding = web.cookies["st_oidc_browser"]
+    stored = db_rows(api, "SELECT * FROM oauthstate")
+    assert [r for r in stored[0] if r == hashlib.sha256(binding.encode()).hexdigest()] and binding not in str(stored)
+    with httpx.Client(timeout=15, trust_env=False) as idp_browser:
+        final = login_through_browser_forms(idp_browser, start.headers["location"], "alice", CALLBACK)
+    params = dict(httpx.URL(final).params)
+
+    # the link to the callback opened in another browser (no cookie, or another one): refused, nothing consumed
+    lured = browser(api)
+    for cookies in ({}, {"st_oidc_browser": "guessed"}):
+        lured.cookies.clear()
+        lured.cookies.update(cookies)
+        refused = lured.get("/api/auth/external/oidc/callback", params=params)
+        assert refused.status_code == 400 and "not started in this browser" in detail_text(refused), refused.text
+        assert "st_session" not in lured.cookies
+    assert users_named(api, "alice") == [] and len(db_rows(api, "SELECT 1 FROM oauthstate")) == 1
+    failures = audit_rows(api, "auth.login_failure")
+    assert len(failures) == 2 and all("not started in this browser" in r[3]["reason"] for r in failures), failures
+
+    done = api.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)  # the right browser
+    assert done["user"]["username"] == "alice" and web.cookies.get("st_session")
+    assert "st_oidc_browser" not in web.cookies  # spent with the state
+    json_start = web.get("/api/auth/external/oidc/start", params={"provider": "corp-sso", "redirect_uri": CALLBACK},
+                         headers={"Accept": "application/json"})
+    assert api.expect(json_start, 200)["authorization_url"] and web.cookies.get("st_oidc_browser")
+
+
+def test_callback_code_and_state_never_reach_the_log(api: Stack, idp: OidcProviderServer):
+    api.expect(api.client.post(PROVIDERS, json=oidc_provider(idp.issuer)), 201)
+    web = browser(api)
+    good = oidc_authorize(api, web, "alice")
+    api.expect(web.get("/api/auth/external/oidc/callback", params=good), 200)
+    forged = {"code": "forged-code-" + good["code"][:6], "state": "forged-state-value"}
+    assert web.get("/api/auth/external/oidc/callback", params=forged).status_code == 400
+    lines = api.wait_for(lambda: [line for line in api.api.log_text().splitlines() if "/oidc/callback?" in line],
+                         15, "the access log lines of both callbacks", until=lambda found: len(found) == 2)
+    assert all("code=[redacted]&state=[redacted]" in line for line in lines), lines
+    log = api.api.log_text()
+    for secret in (good["code"], good["state"], forged["code"], forged["state"]):
+        assert secret not in log, secret
 
 
 def test_expired_oauth_state_is_refused(stack_factory, idp: OidcProviderServer):
@@ -353,3 +433,12 @@ oidc:
     bob = stack.expect(web.get("/api/auth/external/oidc/callback", params=params), 200)["user"]
     assert bob["level_names"] == ["researcher"] and bob["auth_source"] == "oidc:okta"
     assert [r[0] for r in audit_rows(stack, "external_auth.provider_created")] == ["system:config_file"]
+    # stored encrypted like secrets sent over REST; an unchanged file changes nothing at the next start
+    ((config, sealed),) = db_rows(stack, "SELECT config, encrypted_secrets FROM externalauthprovider")
+    assert CLIENT_SECRET not in config and CLIENT_SECRET not in sealed
+    key = (stack.data_dir / "secret.key").read_bytes().strip()
+    assert Fernet(key).decrypt(json.loads(sealed)["client_secret"].encode()).decode() == CLIENT_SECRET
+    stack.api.terminate_and_wait()
+    stack.start_api()
+    assert db_rows(stack, "SELECT config, encrypted_secrets FROM externalauthprovider") == [(config, sealed)]
+    assert audit_rows(stack, "external_auth.provider_updated") == []

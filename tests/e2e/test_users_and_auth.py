@@ -164,3 +164,34 @@ def test_bearer_login_needs_no_cookie_or_csrf_and_logout_ends_it(stack):
     assert bea.get("/api/users/me").status_code == 401
     assert stack.anon.post("/api/auth/login", json={"username": "bea", "password": "Sturdy-Passw0rd-9",
                                                     "mode": "token"}).status_code == 422
+
+
+def test_changing_ones_own_password_needs_the_current_one(stack_factory):
+    stack = stack_factory(start=False)
+    stack.start_api()  # accounts only: no worker host needed
+    old, new, reset = "Sturdy-Passw0rd-9", "Fresher-Passw0rd-8", "Admin-Reset-Passw0rd-7"
+    pia = make_user(stack, "pia", "researcher", old)
+    browser = httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15)
+    csrf = {"X-CSRF-Token": stack.expect(browser.post("/api/auth/login", json={"username": "pia", "password": old}),
+                                         200)["csrf_token"]}
+    url = f"/api/users/{pia['id']}"
+    missing = browser.patch(url, json={"password": new}, headers=csrf)
+    assert missing.status_code == 422 and "current_password: required" in missing.json()["detail"], missing.text
+    wrong = browser.patch(url, json={"password": new, "current_password": "Wrong-Passw0rd-1",
+                                     "display_name": "Pia"}, headers=csrf)
+    assert wrong.status_code == 403 and wrong.json()["detail"] == "current_password is wrong", wrong.text
+    assert stack.client.get(url).json()["display_name"] is None  # nothing of the refused request was applied
+    changed = browser.patch(url, json={"password": new, "current_password": old}, headers=csrf)
+    assert changed.status_code == 200 and "current_password" not in changed.text, changed.text
+    assert browser.get("/api/users/me").status_code == 401  # the change ends every session
+    assert stack.anon.post("/api/auth/login", json={"username": "pia", "password": old}).status_code == 401
+    assert stack.anon.post("/api/auth/login", json={"username": "pia", "password": new}).status_code == 200
+
+    # an admin resetting someone else's password needs no current password; their own does
+    stack.expect(stack.client.patch(url, json={"password": reset}), 200)
+    assert stack.anon.post("/api/auth/login", json={"username": "pia", "password": reset}).status_code == 200
+    me = stack.client.get("/api/users/me").json()
+    own = stack.client.patch(f"/api/users/{me['id']}", json={"password": reset, "current_password": "x"})
+    assert own.status_code == 409 and "no password yet" in own.json()["detail"], own.text  # the bootstrap admin
+    failures = [r for r in audit_rows(stack, "auth.login_failure") if '"password_change"' in r[3]]
+    assert [(r[0], r[2]) for r in failures] == [("pia", "127.0.0.1")]

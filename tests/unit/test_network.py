@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from activities.settings import AuthSettings, NetworkSettings
-from api.network import in_networks, resolve_client_ip
+from api.network import has_proxy_headers, in_networks, resolve_client_ip
 
 TRUSTING = NetworkSettings(trust_proxy_headers=True, trusted_proxies=["10.0.0.0/8", "127.0.0.1/32"])
 
@@ -34,3 +34,17 @@ def test_networks_and_bypass_paths():
     AuthSettings(bypass_paths=["/api/cloud/health", "/api/cloud/metrics/prometheus"])
     with pytest.raises(ValueError, match="only health and metrics"):
         AuthSettings(bypass_paths=["/api/users"])
+
+
+@pytest.mark.parametrize("headers, proxied", [
+    ({}, False),
+    ({"host": "127.0.0.1:8001", "user-agent": "curl", "x-request-id": "1"}, False),
+    ({"X-Forwarded-For": "127.0.0.1"}, True),
+    ({"x-forwarded-host": "ui.corp.example"}, True),
+    ({"X-Forwarded-Proto": "https"}, True),
+    ({"X-Real-IP": "127.0.0.1"}, True),
+    ({"Forwarded": "for=127.0.0.1"}, True),
+    ({"Via": "1.1 proxy"}, True),
+])
+def test_proxy_headers_are_recognised_in_any_case(headers, proxied):
+    assert has_proxy_headers(headers) is proxied

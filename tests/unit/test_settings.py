@@ -65,3 +65,21 @@ def test_missing_named_file_and_bad_env_value(tmp_path):
         load_settings({"SIMPLETUNER_ENTERPRISE_CONFIG": str(tmp_path / "none.yaml")})
     with pytest.raises(ConfigFileError, match="heartbeat_timeout_seconds"):
         load_settings({"HOME": str(tmp_path), "SIMPLETUNER_HEARTBEAT_TIMEOUT": "-5"})
+
+
+@pytest.mark.parametrize("network, keys", [
+    ("  trust_proxy_headers: true\n", "network.trust_proxy_headers"),
+    ("  trusted_proxies: ['127.0.0.1/32']\n", "network.trusted_proxies"),
+    ("  trust_proxy_headers: true\n  trusted_proxies: ['10.0.0.0/8']\n",
+     "network.trust_proxy_headers and network.trusted_proxies"),
+])
+def test_single_user_mode_is_refused_behind_trusted_proxies(tmp_path, network, keys):
+    path = tmp_path / "conf.yaml"
+    path.write_text("auth:\n  single_user_mode: true\nnetwork:\n" + network)
+    with pytest.raises(ConfigFileError) as err:
+        load_settings({"HOME": str(tmp_path), "SIMPLETUNER_ENTERPRISE_CONFIG": str(path)})
+    assert str(path) in str(err.value) and "auth.single_user_mode" in str(err.value) and keys in str(err.value)
+    path.write_text("auth:\n  single_user_mode: false\nnetwork:\n" + network)  # proxies alone are fine
+    load_settings({"HOME": str(tmp_path), "SIMPLETUNER_ENTERPRISE_CONFIG": str(path)})
+    path.write_text("auth:\n  single_user_mode: true\n")  # and so is single-user mode alone, on loopback
+    assert load_settings({"HOME": str(tmp_path), "SIMPLETUNER_ENTERPRISE_CONFIG": str(path)}).auth.single_user_mode

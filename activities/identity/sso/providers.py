@@ -1,9 +1,8 @@
-"""Single sign-on: external providers (CRUD, config-file import), OAuth state and account provisioning.
+"""Single sign-on: external providers (CRUD, config-file import) and account provisioning.
 
 Provider settings are validated by ``LdapConfig`` / ``OidcConfig``; secrets (``client_secret``,
-``bind_password``) are stored but never shown (``MASK``), and a PATCH that omits them keeps them.
-OAuth state lives in the database so any API replica can finish a login another one started; it is
-consumed by one conditional DELETE whose row count decides, so a state works once and only in time.
+``bind_password``) are stored encrypted (``provider_secrets``), never shown (``MASK``), and a PATCH
+that omits them keeps them. OAuth state (between /start and /callback) is kept by ``oauth_state``.
 Accounts: found by (auth_source, external_subject), else by username when that account already
 belongs to the same provider (see ``provision``); a local account is never taken over; levels and
 profile follow the provider at every login.
@@ -12,9 +11,7 @@ profile follow the provider at every login.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,22 +22,19 @@ from sqlmodel import Session, select
 from activities.db.models import User, utcnow
 from activities.db.models_sso import ExternalAuthProvider, OAuthState
 from activities.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from activities.identity.sso import oidc_auth
+from activities.identity.sso import oidc_auth, provider_secrets
 from activities.identity import users
 from activities.audit.trail import audit
 from activities.identity.external_identity import ExternalIdentity
 from activities.identity.sso.ldap_auth import LdapConfig
-from activities.identity.sso.oidc_auth import OidcConfig, PendingLogin
+from activities.identity.sso.oidc_auth import OidcConfig
 from activities.identity.principals import Principal, levels_of
-from activities.secrets.tokens import hash_token
+from activities.identity.sso.provider_secrets import MASK, SECRET_KEYS
+from activities.secrets.credential_crypto import CredentialCipher
 
 log = logging.getLogger(__name__)
-MASK = "********"
-SECRET_KEYS = ("client_secret", "bind_password")
 CONFIG_MODELS: dict[str, type[BaseModel]] = {"oidc": OidcConfig, "ldap": LdapConfig}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-STATE_TTL_ENV = "SIMPLETUNER_OAUTH_STATE_TTL_SECONDS"
-DEFAULT_STATE_TTL = 600.0
 FILE_ACTOR = "system:config_file"
 
 
@@ -92,7 +86,7 @@ def runtime_config(provider_type: str, config: dict[str, Any], level_mapping: di
 
 
 def to_dict(row: ExternalAuthProvider) -> dict[str, Any]:
-    config = {k: (MASK if k in SECRET_KEYS and v else v) for k, v in row.config.items()}
+    config = provider_secrets.masked_config(row)
     return {"name": row.name, "provider_type": row.provider_type, "enabled": row.enabled, "config": config,
             "level_mapping": row.level_mapping, "source": row.source, "created_at": row.created_at,
             "updated_at": row.updated_at}
@@ -109,12 +103,17 @@ def list_all(session: Session) -> list[ExternalAuthProvider]:
     return list(session.exec(select(ExternalAuthProvider).order_by(ExternalAuthProvider.name)))
 
 
+def usable_config(row: ExternalAuthProvider, cipher: CredentialCipher | None = None) -> Any:
+    """The validated config with its secrets decrypted (503 when they cannot be)."""
+    return runtime_config(row.provider_type, provider_secrets.reveal(row, cipher), row.level_mapping)
+
+
 def enabled_provider(session: Session, name: str, provider_type: str) -> tuple[ExternalAuthProvider, Any]:
     """An enabled provider of that type with its validated config (404 when there is none)."""
     row = session.get(ExternalAuthProvider, name)
     if row is None or not row.enabled or row.provider_type != provider_type:
         raise NotFound(f"no enabled {provider_type.upper()} provider named {name!r}")
-    return row, runtime_config(row.provider_type, row.config, row.level_mapping)
+    return row, usable_config(row)
 
 
 def create(session: Session, body: ProviderCreate, actor: Principal, ip: str | None) -> ExternalAuthProvider:
@@ -126,8 +125,10 @@ def create(session: Session, body: ProviderCreate, actor: Principal, ip: str | N
     runtime_config(body.provider_type, config, mapping)
     if session.get(ExternalAuthProvider, body.name) is not None:
         raise Conflict(f"external auth provider {body.name!r} already exists")
+    public, secrets = provider_secrets.split(config)
     row = ExternalAuthProvider(name=body.name, provider_type=body.provider_type, enabled=body.enabled,
-                               config=config, level_mapping=mapping, source="api")
+                               config=public, level_mapping=mapping, encrypted_secrets=provider_secrets.seal(secrets),
+                               source="api")
     session.add(row)
     try:
         session.flush()
@@ -149,7 +150,9 @@ def update(session: Session, name: str, patch: ProviderPatch, actor: Principal,
            ip: str | None) -> ExternalAuthProvider:
     row = get(session, name)
     _check_api_managed(row)
-    config, mapping, changed = dict(row.config), dict(row.level_mapping), []
+    # Stored secrets stand in as MASK for validation: a kept secret is never decrypted here.
+    config = provider_secrets.masked_config(row)
+    mapping, changed, new_secrets = dict(row.level_mapping), [], {}
     if patch.config is not None:
         incoming, inner = _split(patch.config)
         for key, value in incoming.items():
@@ -159,6 +162,8 @@ def update(session: Session, name: str, patch: ProviderPatch, actor: Principal,
                 config.pop(key, None)
             else:
                 config[key] = value
+                if key in SECRET_KEYS:
+                    new_secrets[key] = value
             changed.append(f"config.{key}")
         if inner is not None:
             mapping = inner
@@ -170,7 +175,8 @@ def update(session: Session, name: str, patch: ProviderPatch, actor: Principal,
     if patch.enabled is not None and patch.enabled != row.enabled:
         row.enabled = patch.enabled
         changed.append("enabled")
-    row.config, row.level_mapping, row.updated_at = config, mapping, utcnow()
+    row.encrypted_secrets = provider_secrets.patched(row, config, new_secrets)
+    row.config, row.level_mapping, row.updated_at = provider_secrets.split(config)[0], mapping, utcnow()
     session.add(row)
     oidc_auth.clear_cache()
     audit(session, actor.username, "external_auth.provider_updated", "external_auth_provider", row.name,
@@ -222,60 +228,19 @@ def import_config_file(session: Session, block: dict[str, Any], file: str | None
     if row is not None and row.source != "config_file":
         log.warning("%s: provider %r was created through the API; the config file's block is ignored", where, name)
         return None
-    if row is not None and (row.config, row.level_mapping, row.enabled) == (config, mapping, enabled):
+    public, secrets = provider_secrets.split(config)
+    if row is not None and (row.config, row.level_mapping, row.enabled) == (public, mapping, enabled) \
+            and provider_secrets.holds(row, secrets):
         return name
     action = "created" if row is None else "updated"
     row = row or ExternalAuthProvider(name=name, provider_type="oidc", source="config_file")
-    row.config, row.level_mapping, row.enabled, row.updated_at = config, mapping, enabled, utcnow()
+    row.config, row.level_mapping, row.enabled, row.updated_at = public, mapping, enabled, utcnow()
+    row.encrypted_secrets = provider_secrets.seal(secrets)
     session.add(row)
     audit(session, FILE_ACTOR, f"external_auth.provider_{action}", "external_auth_provider", name,
           {"source": "config_file", "file": file, "enabled": enabled, "config_keys": sorted(config)})
     log.info("%s: SSO provider %r %s (enabled=%s)", where, name, action, enabled)
     return name
-
-
-# ---- OAuth state ---------------------------------------------------------------------------------
-
-def state_ttl() -> timedelta:
-    raw = os.environ.get(STATE_TTL_ENV, "").strip()
-    try:
-        seconds = float(raw) if raw else DEFAULT_STATE_TTL
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        log.warning("%s=%r is not a positive number; using %.0f s", STATE_TTL_ENV, raw, DEFAULT_STATE_TTL)
-        seconds = DEFAULT_STATE_TTL
-    return timedelta(seconds=seconds)
-
-
-def store_state(session: Session, pending: PendingLogin, return_to: str | None) -> OAuthState:
-    now = utcnow()
-    purged = session.exec(delete(OAuthState).where(OAuthState.expires_at <= now))  # type: ignore[call-overload]
-    if purged.rowcount:
-        log.debug("purged %d expired OAuth state(s)", purged.rowcount)
-    row = OAuthState(state_hash=hash_token(pending.state), provider=pending.provider,
-                     redirect_uri=pending.redirect_uri, nonce=pending.nonce, code_verifier=pending.code_verifier,
-                     return_to=return_to, created_at=now, expires_at=now + state_ttl())
-    session.add(row)
-    return row
-
-
-def consume_state(session: Session, state: str) -> tuple[PendingLogin, str | None] | None:
-    """The pending login of ``state`` if it exists and has not expired, deleted in the same step (the
-    DELETE's row count decides, so of two concurrent callbacks only one wins). None otherwise."""
-    key = hash_token(state)
-    row = session.get(OAuthState, key)
-    if row is None:
-        return None
-    pending = PendingLogin(authorization_url="", state=state, nonce=row.nonce, code_verifier=row.code_verifier,
-                           redirect_uri=row.redirect_uri, provider=row.provider)
-    return_to = row.return_to
-    won = session.exec(delete(OAuthState).where(  # type: ignore[call-overload]
-        OAuthState.state_hash == key, OAuthState.expires_at > utcnow())).rowcount == 1
-    if not won:
-        session.exec(delete(OAuthState).where(OAuthState.state_hash == key))  # type: ignore[call-overload]
-        return None
-    return pending, return_to
 
 
 # ---- accounts ------------------------------------------------------------------------------------
