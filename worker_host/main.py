@@ -1,4 +1,4 @@
-"""The worker host: a Temporal Worker for TrainingJobWorkflow and the control-plane activities."""
+"""The worker host: Temporal workers for the control namespace (job workflows, control activities) and the GPU namespace (dispatch workflows and the Nexus handler, no database access)."""
 
 from __future__ import annotations
 
