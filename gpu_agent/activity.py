@@ -178,19 +178,30 @@ class TrainingActivity:
             delay = min(delay * 2, 10.0)
 
     async def _report_end(self, task: TrainingTask, how: str, exit_code: int | None = None) -> None:
-        """Tell the API how the attempt ended (the control plane settles the job from this report):
-        retried while the API is unreachable; a refusal means the attempt is no longer ours."""
-        delay = 0.5
+        """Tell the API how the attempt ended (the control plane settles the job from this report)."""
+        await self._until_accepted(lambda: self.orchestrator.job_status(
+            task.job_id, status=how, attempt=task.attempt, exit_code=exit_code), f"reporting the end of {task.job_id}")
+
+    async def _until_accepted(self, call: Callable[[], Awaitable[T]], what: str,
+                              rejections_allowed: int | None = None) -> T:
+        """``call()`` until the API takes it, backing off while it is unreachable. A 409/404/410 means the
+        attempt is no longer ours (cancel); a rejected token hands the task back; other rejections are
+        retried ``rejections_allowed`` times (None: as long as they last)."""
+        delay, failures = 0.5, 0
         while True:
             try:
-                await self.orchestrator.job_status(task.job_id, status=how, attempt=task.attempt, exit_code=exit_code)
-                return
+                return await call()
             except (Conflict, NotFound, Gone) as exc:
-                raise asyncio.CancelledError(f"job lost before its end was reported: {exc.detail}") from None
+                raise asyncio.CancelledError(f"job lost while {what}: {exc.detail}") from None
             except InvalidToken as exc:
-                raise unavailable(f"end of {task.job_id} not accepted: {exc.detail}") from None
+                raise unavailable(f"{what} rejected: {exc.detail}") from None
+            except OrchestratorUnavailable as exc:
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
             except OrchestratorError as exc:
-                log.warning("cannot report the end of %s yet (%s); retrying in %.1f s", task.job_id, exc, delay)
+                failures += 1
+                if rejections_allowed is not None and failures >= rejections_allowed:
+                    raise unavailable(f"{what} failed {failures} times: {exc}") from None
+                log.warning("%s rejected (%s); retrying in %.1f s", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -220,21 +231,5 @@ class TrainingActivity:
         return outputs
 
     async def _upload_one(self, task: TrainingTask, name: str, path: Path, sha256: str) -> None:
-        delay, failures = 0.5, 0
-        while True:
-            try:
-                await self.orchestrator.upload_output(task.job_id, task.attempt, name, path, sha256)
-                return
-            except (Conflict, NotFound, Gone) as exc:
-                raise asyncio.CancelledError(f"job lost while uploading {name}: {exc.detail}") from None
-            except InvalidToken as exc:
-                raise unavailable(f"upload of {name} rejected: {exc.detail}") from None
-            except OrchestratorUnavailable as exc:
-                log.warning("upload of %s failed (%s); retrying in %.1f s", name, exc, delay)
-            except OrchestratorError as exc:
-                failures += 1
-                if failures >= UPLOAD_ATTEMPTS:
-                    raise unavailable(f"upload of {name} failed {failures} times: {exc}") from None
-                log.warning("upload of %s rejected (%s); retrying", name, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        await self._until_accepted(lambda: self.orchestrator.upload_output(task.job_id, task.attempt, name, path, sha256),
+                                   f"uploading {name}", rejections_allowed=UPLOAD_ATTEMPTS)

@@ -125,19 +125,12 @@ def rotate_token(session: Session, worker_id: str, actor: str) -> str:
     return token
 
 
-def drain(session: Session, worker_id: str, actor: str) -> Worker:
+def set_draining(session: Session, worker_id: str, draining: bool, actor: str) -> Worker:
+    """Drain (no new jobs; admin state no heartbeat or registration undoes) or undrain an agent."""
     worker = get(session, worker_id)
-    worker.draining = True
+    worker.draining = draining
     session.add(worker)
-    audit(session, actor, "worker.drained", "worker", worker.id)
-    return worker
-
-
-def undrain(session: Session, worker_id: str, actor: str) -> Worker:
-    worker = get(session, worker_id)
-    worker.draining = False
-    session.add(worker)
-    audit(session, actor, "worker.undrained", "worker", worker.id)
+    audit(session, actor, "worker.drained" if draining else "worker.undrained", "worker", worker.id)
     return worker
 
 

@@ -29,7 +29,7 @@ def create_worker(body: WorkerCreate, session: SessionDep, principal: WorkersAdm
 
 @router.post("/{worker_id}/drain")
 def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: WorkersAdminDep) -> dict:
-    worker = workers.drain(session, worker_id, actor=principal.username)
+    worker = workers.set_draining(session, worker_id, True, actor=principal.username)
     session.commit()
     return {"worker_id": worker.id, "draining": True,
             "status": workers.status_of(worker, state.settings.heartbeat_timeout_seconds)}
@@ -38,7 +38,7 @@ def drain_worker(worker_id: str, session: SessionDep, state: StateDep, principal
 @router.post("/{worker_id}/undrain")
 def undrain_worker(worker_id: str, session: SessionDep, state: StateDep, principal: WorkersAdminDep,
                    background: BackgroundTasks) -> dict:
-    worker = workers.undrain(session, worker_id, actor=principal.username)
+    worker = workers.set_draining(session, worker_id, False, actor=principal.username)
     session.commit()
     background.add_task(nudge_queued_jobs, state.temporal)
     return {"worker_id": worker.id, "draining": False,
