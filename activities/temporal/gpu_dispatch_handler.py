@@ -24,4 +24,4 @@ class GpuDispatchHandler:
         return await ctx.start_workflow(
             GpuDispatchWorkflow.run, req, id=dispatch_workflow_id(req.job_id, req.dispatch),
             task_queue=GPU_DISPATCH_TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"{req.summary} → {req.task_queue}"[:200], request_eager_start=True)
+            static_summary=f"{req.summary} → {req.task_queue}"[:200])
