@@ -123,7 +123,7 @@ async def test_kill_removes_term_ignoring_child_and_grandchild_within_3s(tmp_pat
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
     assert elapsed < 3.0
-    assert proc.returncode is not None and proc.returncode < 0  # SIGKILLed
+    assert proc.returncode in (-9, 128 + 9)  # SIGKILLed: the guard itself, or the training as the guard reports it
 
 
 async def test_kill_is_quick_when_sigterm_is_honoured(tmp_path):
