@@ -21,8 +21,8 @@ test-servers:         ## real servers the tests start: slapd and dovecot (Debian
 run: install          ## Temporal + worker host + API + a local GPU agent, in the foreground
 	$(BIN)/simpletuner dev
 
-test: install test-servers  ## the whole suite against real processes
-	$(BIN)/python -m pytest -q
+test: install test-servers  ## the whole suite against real processes, two at a time; prints the 15 slowest
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

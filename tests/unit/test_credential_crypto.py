@@ -94,7 +94,8 @@ def test_wrong_key_cannot_decrypt(tmp_path):
         other.decrypt(token[:-4] + "AAAA")  # tampered
 
 
-@pytest.mark.parametrize("bad", ["not-a-key", "c2hvcnQ=", Fernet.generate_key().decode()[:-2], "x" * 44])
+@pytest.mark.parametrize("bad", ["not-a-key", "c2hvcnQ=", Fernet.generate_key().decode()[:-2], "x" * 44],
+                         ids=["text", "short", "truncated-key", "not-base64"])
 def test_bad_secret_key_is_a_clear_error_naming_the_variable(tmp_path, bad):
     with pytest.raises(SecretKeyError) as err:
         load_cipher(tmp_path, env={ENV_KEY: bad})
