@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from gpu_agent.guard_launcher import GuardLauncher
 from gpu_agent.orchestrator import Conflict, Gone, InvalidToken, NotFound, OrchestratorClient, OrchestratorError, \
     OrchestratorUnavailable
 from gpu_agent.reporting import JobReporter
@@ -74,8 +75,10 @@ def sha256_file(path: Path) -> tuple[str, int]:
 class TrainingActivity:
     """Holds the agent's API client and identity; ``run_training`` is registered on the worker."""
 
-    def __init__(self, orchestrator: OrchestratorClient, state: AgentState, work_dir: Path):
+    def __init__(self, orchestrator: OrchestratorClient, state: AgentState, work_dir: Path,
+                 launcher: GuardLauncher | None = None):
         self.orchestrator, self.state, self.work_dir = orchestrator, state, Path(work_dir)
+        self.launcher = launcher or GuardLauncher()
 
     @activity.defn(name=RUN_TRAINING_ACTIVITY)
     async def run_training(self, task: TrainingTask) -> TrainingOutcome:
@@ -130,7 +133,7 @@ class TrainingActivity:
 
         env = build_env(config.env, job_id, attempt, paths)
         proc = TrainingProcess(substitute(config.command, paths), env, paths, on_line=reporter.add_line,
-                               on_progress=on_progress)
+                               on_progress=on_progress, launcher=self.launcher)
         try:
             try:
                 await uninterruptible(proc.start())  # a cancel mid-spawn must not leave an unkilled process

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from gpu_agent.activity import TrainingActivity
 from gpu_agent.detect import detect_hardware
+from gpu_agent.guard_launcher import GuardLauncher
 from gpu_agent.link import INVALID_TOKEN_MESSAGE, ControlPlaneLink
 from gpu_agent.orchestrator import InvalidToken, OrchestratorClient
 from gpu_agent.state import AgentState
@@ -51,7 +52,8 @@ class Agent:
         self.orchestrator = orchestrator or OrchestratorClient(config.orchestrator_url, config.worker_token,
                                                                verify=config.ssl_verify)
         self.state = AgentState(config.name, config.persistent)
-        self.activity = TrainingActivity(self.orchestrator, self.state, config.work_dir)
+        self.launcher = GuardLauncher()
+        self.activity = TrainingActivity(self.orchestrator, self.state, config.work_dir, self.launcher)
         self.link: ControlPlaneLink | None = None
         self.exit_code: int | None = None  # set by a fatal condition (rejected token)
         self.exit_message: str | None = None
@@ -66,6 +68,7 @@ class Agent:
             self.link = ControlPlaneLink(self.orchestrator, self.state, name=self.config.name,
                                          persistent=self.config.persistent, hardware=self.hardware,
                                          on_fatal=self._fatal, sleep=self._sleep)
+            await self.launcher.keep_spare()  # a claim is then a fork and an exec away from the training
             await self._run_sessions(self.link)
         except InvalidToken:
             self._fatal(INVALID_TOKEN_MESSAGE)
@@ -76,6 +79,7 @@ class Agent:
                 await self.link.disconnect("shutdown" if self.state.stopping else
                                            "drained" if self.state.draining else "ephemeral agent done")
             await self.orchestrator.aclose()
+            await self.launcher.close()
         return self.exit_code if self.exit_code is not None else EXIT_OK
 
     def _install_signal_handlers(self) -> list[signal.Signals]:

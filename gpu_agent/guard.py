@@ -9,7 +9,10 @@ lost agent never leaves any part of an attempt running next to the next attempt 
 status is the command's (128 + the signal number when a signal ended it).
 
 Kept to the few standard modules a process needs anyway (no ``subprocess``), so it starts in
-milliseconds: it sits between a claim and the training's first line.
+milliseconds. The agent keeps one guard started ahead of time (``--await-command``: it waits on its
+stdin for one JSON line ``{"argv": [...], "env": {...}, "cwd": "..."}``; end of input without one
+ends it quietly), so even those milliseconds are not spent between a claim and the training's first
+line.
 """
 
 from __future__ import annotations
@@ -81,14 +84,39 @@ def _reap(flags: int) -> int | None:
     return os.waitstatus_to_exitcode(raw) if os.WIFEXITED(raw) else 128 + os.WTERMSIG(raw)
 
 
+def _awaited_command() -> tuple[list[str], dict[str, str] | None] | None:
+    """The command the agent sends on stdin (``--await-command``), after changing to its directory;
+    None when the agent closed stdin without sending one."""
+    import json  # only here: the waiting guard has time, the direct one does not
+
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        return None
+    spec = json.loads(line)
+    os.chdir(spec["cwd"])
+    return [str(arg) for arg in spec["argv"]], {str(k): str(v) for k, v in spec["env"].items()}
+
+
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m gpu_agent.guard <command> [args...]", file=sys.stderr)
+        print("usage: python -m gpu_agent.guard <command> [args...] | --await-command", file=sys.stderr)
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _end_group)
     if os.getppid() != _parent:  # the agent died before the kernel could be told
         _end_group(signal.SIGTERM, None)
+    env = None
+    if argv == ["--await-command"]:
+        try:
+            awaited = _awaited_command()
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            os.write(2, f"cannot start the training: {exc}\n".encode())
+            return 127
+        if awaited is None:
+            return 0
+        argv, env = awaited
+        if not argv:
+            return 2
     global _child
     pid = os.fork()
     if pid == 0:  # the training: same group, stdin from /dev/null, stdout/stderr inherited
@@ -97,7 +125,10 @@ def main(argv: list[str]) -> int:
                 signal.signal(sig, signal.SIG_DFL)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
-            os.execvp(argv[0], argv)
+            if env is None:
+                os.execvp(argv[0], argv)
+            else:
+                os.execvpe(argv[0], argv, env)
         except OSError as exc:
             os.write(2, f"cannot start {argv[0]!r}: {exc}\n".encode())
         os._exit(127)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_agent import procgroup
+from gpu_agent.guard_launcher import GUARD, GuardLauncher  # noqa: F401  (GUARD: the guard's path, for tests)
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ READ_CHUNK = 64 * 1024
 EXIT_POLL_SECONDS = 0.05
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # tqdm-style \r redraws count as lines too
 _HIDDEN_ENV = ("SIMPLETUNER_WORKER_TOKEN",)  # never leak the agent's credential to user code
-
-
-GUARD = Path(__file__).with_name("guard.py")  # run by path, isolated, no site: only the standard library
 
 
 def executable(program: str, cwd: Path, path_env: str | None) -> str:
@@ -118,7 +116,8 @@ class TrainingProcess:
 
     def __init__(self, argv: list[str], env: Mapping[str, str], paths: JobPaths,
                  on_line: Callable[[str], None] | None = None,
-                 on_progress: Callable[[dict[str, Any]], None] | None = None):
+                 on_progress: Callable[[dict[str, Any]], None] | None = None, launcher: GuardLauncher | None = None):
+        self._launcher = launcher or GuardLauncher()  # the agent's keeps a guard started ahead
         self.argv, self.env, self.paths = argv, dict(env), paths
         self._on_line, self._on_progress = on_line, on_progress
         self.latest_progress: dict[str, Any] | None = None
@@ -144,13 +143,8 @@ class TrainingProcess:
     async def start(self) -> None:
         """Spawn the process under its group guard (``gpu_agent/guard.py``: the whole process group dies
         with the agent); raises OSError when the executable cannot be found or run."""
-        procgroup.become_subreaper()
         executable(self.argv[0], self.paths.job_dir, self.env.get("PATH"))
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", str(GUARD), *self.argv, cwd=self.paths.job_dir, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-            preexec_fn=procgroup.die_with_agent, limit=READ_CHUNK * 4)
+        self._proc = await self._launcher.launch(self.argv, self.paths.job_dir, self.env)
         self.started_at = time.monotonic()
         log.info("started training process pid %s: %s", self._proc.pid, " ".join(self.argv))
         self._reader = asyncio.create_task(self._read_output(), name=f"train-output-{self._proc.pid}")

@@ -27,6 +27,7 @@ from activities.temporal.client import connect, connect_with_retry, ensure_searc
 from activities.temporal.dispatch import DispatchActivities
 from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
 from activities.temporal.planes import ensure_namespace, ensure_nexus_endpoint
+from worker_host.sandbox import workflow_runner
 from workflows.contracts import CONTROL_TASK_QUEUE, GPU_DISPATCH_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
 from workflows.gpu_dispatch import GpuDispatchWorkflow
 from workflows.mailbox_watcher import MailboxWatcherWorkflow
@@ -62,12 +63,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                     approval.check_approval_decision, mailbox.mailbox_config, mailbox.watch_mailbox,
                                     admission.request_admission, admission.confirm_admission,
                                     admission.release_admission],
-                        activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
+                        workflow_runner=workflow_runner(), activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
         # The GPU plane: dispatch workflows and the Nexus handler, in the namespace agents can reach.
         # Nothing runs there that touches the database.
         gpu_worker = Worker(gpu_client, task_queue=GPU_DISPATCH_TASK_QUEUE, workflows=[GpuDispatchWorkflow],
-                            nexus_service_handlers=[GpuDispatchHandler()], graceful_shutdown_timeout=timedelta(seconds=5))
+                            nexus_service_handlers=[GpuDispatchHandler()], workflow_runner=workflow_runner(),
+                            graceful_shutdown_timeout=timedelta(seconds=5))
         log.info("worker host polling %s (namespace %s) and %s (namespace %s) on %s", CONTROL_TASK_QUEUE,
                  settings.temporal.namespace, GPU_DISPATCH_TASK_QUEUE, settings.temporal.gpu_namespace,
                  settings.temporal.address)
