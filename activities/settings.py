@@ -117,6 +117,8 @@ class Settings(BaseModel):
     job_max_attempts: int = Field(3, ge=1)
     placement_recheck_seconds: float = Field(15.0, gt=0)
     dispatch_start_timeout_seconds: float = Field(600.0, gt=0)  # an attempt no agent of its pool starts: replaced
+    # a long-lived workflow continues as new past this many events (None: when Temporal suggests it)
+    workflow_max_history_events: int | None = Field(None, ge=100)
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_upload_bytes: int = Field(8 * 1024**3, gt=0)
     log_level: str = "INFO"
@@ -170,6 +172,7 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_JOB_MAX_ATTEMPTS": "job_max_attempts",
     "SIMPLETUNER_PLACEMENT_RECHECK_SECONDS": "placement_recheck_seconds",
     "SIMPLETUNER_DISPATCH_START_TIMEOUT": "dispatch_start_timeout_seconds",
+    "SIMPLETUNER_WORKFLOW_MAX_HISTORY_EVENTS": "workflow_max_history_events",
     "SIMPLETUNER_MAX_BODY_BYTES": "max_body_bytes",
     "SIMPLETUNER_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "SIMPLETUNER_LOG_LEVEL": "log_level",

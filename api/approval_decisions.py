@@ -21,7 +21,8 @@ from activities.governance import approvals
 from activities.audit.trail import audit
 from activities.identity import users
 from activities.identity.principals import Principal
-from workflows.contracts import APPROVAL_DECISION_UPDATE, ERR_APPROVAL_FORBIDDEN, ApprovalDecision, ApprovalOutcome
+from activities.temporal.approval_update import send_decision
+from workflows.contracts import ERR_APPROVAL_FORBIDDEN, ApprovalDecision
 
 BULK_PARALLELISM = 8
 
@@ -64,8 +65,7 @@ async def decide(db: Database, client: Client, principal: Principal, request_id:
 
     job_id, update = await asyncio.to_thread(prepare)  # never wait for SQLite's lock on the event loop
     try:
-        await client.get_workflow_handle(job_id).execute_update(APPROVAL_DECISION_UPDATE, update, id=update.message_id,
-                                                                result_type=ApprovalOutcome)
+        await send_decision(client, job_id, update)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(exc)

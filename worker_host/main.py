@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from activities.capacity.admission_signals import notify_admitted
 from activities.temporal.admission import AdmissionActivities
 from activities.temporal.approvals import ApprovalActivities
+from activities.temporal.continuation import ContinuationActivities
 from activities.temporal.control import ControlActivities
 from activities.temporal.mailbox import MailboxActivities
 from activities.identity.sso import provider_secrets
@@ -55,6 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     approval = ApprovalActivities(db.session, cipher, settings)
     mailbox = MailboxActivities(db.session, cipher, settings, client)
     admission = AdmissionActivities(db.session, client)
+    continuation = ContinuationActivities(db.session, client)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
         worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow],
                         activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
@@ -62,7 +64,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                     approval.open_approval, approval.close_approval, approval.send_approval_notice,
                                     approval.check_approval_decision, mailbox.mailbox_config, mailbox.watch_mailbox,
                                     admission.request_admission, admission.confirm_admission,
-                                    admission.release_admission],
+                                    admission.release_admission, continuation.continue_job_run],
                         workflow_runner=workflow_runner(), activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
         # The GPU plane: dispatch workflows and the Nexus handler, in the namespace agents can reach.

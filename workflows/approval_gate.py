@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
-        ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, SA_APPROVAL_STATE, ApprovalDecision, ApprovalNotice,
+        ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, ERR_WORKFLOW_CONTINUING, SA_APPROVAL_STATE, ApprovalDecision, ApprovalNotice,
         ApprovalOpened, ApprovalOutcome, ApprovalRequirement, DecisionCheck, DecisionVerdict, JobSubmission,
         OpenApproval,
     )
@@ -39,6 +39,10 @@ class ApprovalEnded(Exception):
     """The request was rejected, cancelled or expired: the job ends cancelled with this reason."""
 
 
+class ApprovalSuspended(Exception):
+    """The wait goes on in the workflow's next run (continue-as-new); nothing was decided."""
+
+
 class ApprovalGate:
     def __init__(self, sub: JobSubmission) -> None:
         self.sub = sub
@@ -50,12 +54,22 @@ class ApprovalGate:
         self.notices: list[workflow.ActivityHandle] = []
         self.checked = False  # decisions are checked in the database (set by the workflow's run)
         self.deciding = asyncio.Lock()
+        self.handing_over = False  # this run is about to continue as new: decisions go to the next one
+        self.bound = True  # a continued run checks decisions only once the database has moved the job to it
+
+    def restore(self, requirement: ApprovalRequirement, opened: ApprovalOpened) -> None:
+        """A pending request carried over from the previous run (before any update is validated)."""
+        self.requirement, self.opened, self.state, self.checked = requirement, opened, "pending", True
+        self.bound = False
 
     # ---- the update's validator and handler (called by the workflow) -----------------------------
 
     def validate(self, d: ApprovalDecision) -> None:
         if self.opened is None:
             raise ApplicationError("this job has no approval request", type=ERR_APPROVAL_NOT_PENDING)
+        if self.handing_over and self.decision is None:
+            raise ApplicationError("the job's workflow is continuing in a new run; send the decision again",
+                                   type=ERR_WORKFLOW_CONTINUING)
         if self.state != "pending" or self.decision is not None:
             state = self.state if self.state != "pending" else "being decided"
             raise ApplicationError(f"approval request {self.opened.request_id} is already {state}",
@@ -80,6 +94,7 @@ class ApprovalGate:
         """One decision at a time: confirm it in the database, then take it if still undecided."""
         async with self.deciding:
             self.validate(d)
+            await workflow.wait_condition(lambda: self.bound)
             assert self.opened is not None
             verdict = await workflow.execute_local_activity(
                 "check_approval_decision", DecisionCheck(request_id=self.opened.request_id, job_id=self.sub.job_id,
@@ -93,22 +108,31 @@ class ApprovalGate:
 
     # ---- the wait -----------------------------------------------------------------------------
 
-    async def run(self, requirement: ApprovalRequirement,
-                  enter_pending: Callable[[str], Awaitable[None]]) -> None:
-        """Returns when approved; raises ApprovalEnded when rejected, cancelled or expired."""
-        self.requirement = requirement
-        self.opened = await workflow.execute_local_activity(
-            "open_approval", OpenApproval(job_id=self.sub.job_id, owner_id=self.sub.owner_id,
-                                          owner_name=self.sub.owner_name, config_name=self.sub.config_name,
-                                          requirement=requirement),
-            result_type=ApprovalOpened, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
-        self._set_state("pending")
-        await enter_pending(f"waiting for approval by a {requirement.required_level} or higher: {requirement.reason}")
-        self._notify("required")
+    async def run(self, requirement: ApprovalRequirement, enter_pending: Callable[[str], Awaitable[None]],
+                  should_continue: Callable[[], bool] = lambda: False, resumed: bool = False) -> None:
+        """Returns when approved; raises ApprovalEnded when rejected, cancelled or expired, and
+        ApprovalSuspended when the wait should go on in a new run (``should_continue``). A ``resumed``
+        gate (``restore``) waits for the rest of the time its request has."""
+        if resumed:
+            assert self.opened is not None
+            timeout = max(0.001, (self.opened.expires_at - workflow.now()).total_seconds())
+        else:
+            self.requirement = requirement
+            self.opened = await workflow.execute_local_activity(
+                "open_approval", OpenApproval(job_id=self.sub.job_id, owner_id=self.sub.owner_id,
+                                              owner_name=self.sub.owner_name, config_name=self.sub.config_name,
+                                              requirement=requirement),
+                result_type=ApprovalOpened, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+            self._set_state("pending")
+            await enter_pending(f"waiting for approval by a {requirement.required_level} or higher: "
+                                f"{requirement.reason}")
+            self._notify("required")
+            timeout = requirement.timeout_seconds
         try:
-            await workflow.wait_condition(lambda: self.decision is not None,
-                                          timeout=timedelta(seconds=requirement.timeout_seconds),
-                                          timeout_summary="approval-expiry")
+            await workflow.wait_condition(lambda: self.decision is not None or should_continue(),
+                                          timeout=timedelta(seconds=timeout), timeout_summary="approval-expiry")
+            if self.decision is None:
+                await self._hand_over()
         except asyncio.TimeoutError:
             await self.close(ApprovalOutcome(request_id=self.opened.request_id, job_id=self.sub.job_id,
                                              status="expired", channel="system"))
@@ -124,6 +148,17 @@ class ApprovalGate:
             raise ApprovalEnded(f"rejected by {d.actor_name}" + (f": {d.comment}" if d.comment else ""))
         if status == "cancelled":
             raise ApprovalEnded(f"approval request cancelled by {d.actor_name}")
+
+    async def _hand_over(self) -> None:
+        """Stop taking decisions (each is answered "send it again", which the senders do: it reaches
+        the next run), let the one being checked finish, let the e-mails go out, then leave the wait
+        to the next run."""
+        self.handing_over = True
+        await workflow.wait_condition(lambda: not self.deciding.locked())
+        await self.drain_notices()
+        if self.decision is None:
+            raise ApprovalSuspended()
+        self.handing_over = False
 
     async def close(self, outcome: ApprovalOutcome) -> None:
         """Write the outcome, release a waiting update, tell the people concerned."""

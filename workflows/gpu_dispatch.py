@@ -41,7 +41,7 @@ class GpuDispatchWorkflow:
 
     @workflow.run
     async def run(self, req: DispatchRequest) -> DispatchResult:
-        self.attempt = req.first_attempt
+        self.attempt, self.lost = req.first_attempt, req.lost_before
         last_error: str | None = None
         priority = Priority(priority_key=req.priority_key, fairness_key=req.fairness_key)
         while self.attempt <= req.last_attempt:
@@ -76,8 +76,18 @@ class GpuDispatchWorkflow:
                     if self.lost >= req.max_lost:
                         return DispatchResult(outcome="lost", attempt=self.attempt, lost=self.lost, error=last_error)
                 self.attempt += 1
+                if self.attempt <= req.last_attempt and self._should_continue(req):
+                    # a fresh history for the next try; the Nexus operation follows the new run
+                    workflow.continue_as_new(req.model_copy(update={"first_attempt": self.attempt, "lost_before": self.lost}))
         return DispatchResult(outcome="lost", attempt=req.last_attempt, lost=self.lost,
                               error=last_error or "no attempt number left")
+
+
+    @staticmethod
+    def _should_continue(req: DispatchRequest) -> bool:
+        info = workflow.info()
+        limit = req.max_history_events
+        return info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() >= limit)
 
 
 def _message(err: ActivityError) -> str:

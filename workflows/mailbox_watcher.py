@@ -66,7 +66,9 @@ class MailboxWatcherWorkflow:
                 await handle
             except (ActivityError, asyncio.CancelledError) as err:
                 workflow.logger.info("mailbox watch ended: %s", err)
-            if workflow.info().is_continue_as_new_suggested():
+            info = workflow.info()
+            limit = self.current.max_history_events
+            if info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() >= limit):
                 break
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new()

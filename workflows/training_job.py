@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, NexusOperationError, TimeoutError
 
-from workflows.approval_gate import ApprovalEnded, ApprovalGate
+from workflows.approval_gate import ApprovalEnded, ApprovalGate, ApprovalSuspended
 from workflows.training_job_legacy import LegacyJobPath
 
 with workflow.unsafe.imports_passed_through():
@@ -30,7 +30,8 @@ with workflow.unsafe.imports_passed_through():
         SA_AGENT_NAME, SA_CONFIG_NAME, SA_COST_ESTIMATE, SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET,
         SA_ORG_SLUG, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, TRAINING_WORKFLOW, AdmissionRequest, AdmissionTicket,
         AgentStarted, ApprovalDecision, ApprovalOutcome, ClaimCheck, ConfirmedClaim, DispatchOpening,
-        DispatchRequest, DispatchResult, DispatchTicket, EvaluatedJob, GpuDispatchService, JobResult, JobScope,
+        DispatchRequest, DispatchResult, DispatchTicket, EvaluatedJob, GpuDispatchService, JobResult, JobResume,
+        JobScope, RunContinuation,
         JobSubmission, Placement, PlacementRequest, RunLimits, SettledDispatch, SettleRequest, Transition,
         task_queue_priority,
     )
@@ -75,6 +76,24 @@ class TrainingJobWorkflow(LegacyJobPath):
                                 placement_recheck_seconds=sub.placement_recheck_seconds)
         self.dispatch: DispatchTicket | None = None
         self.nexus_endpoint = DEFAULT_NEXUS_ENDPOINT
+        self.evaluated: EvaluatedJob | None = None
+        self.runs = 1  # this job's workflow runs so far (continue-as-new)
+        if sub.resume is not None:
+            self._restore(sub.resume)
+
+    def _restore(self, r: JobResume) -> None:
+        """The previous run's state, before any signal or update of this run is handled."""
+        self.checked = True
+        self.evaluated, self.runs = r.evaluated, r.runs + 1
+        self.status, self.queue_reason, self.error = r.status, r.queue_reason, r.error
+        self.attempt, self.failures, self.seq, self.agent, self.scope = r.attempt, r.failures, r.seq, r.agent, r.scope
+        self.admission_hint, self.agents_changed, self.claim_hints = r.admission_hint, r.agents_changed, r.claim_hints
+        self.admitted = r.phase == "placement"
+        if r.evaluated.limits is not None:
+            self.limits = r.evaluated.limits
+        self.nexus_endpoint = r.evaluated.nexus_endpoint or DEFAULT_NEXUS_ENDPOINT
+        if r.phase == "approval" and r.approval is not None and r.evaluated.approval is not None:
+            self.approval.restore(r.evaluated.approval, r.approval)
 
     # ---- messages: hints, confirmed by the run before they change anything ------------------------
 
@@ -118,16 +137,16 @@ class TrainingJobWorkflow(LegacyJobPath):
         self.approval.checked = self.checked
         outputs = []
         try:
-            evaluated = await self._evaluate()
-            if self.checked:
-                await self._run_checked(evaluated)
-                await self._release()
-                await self._transition("completed")
+            completed_outputs = None
+            if sub.resume is not None:
+                await self._continue_run(sub.resume)
+            elif self.checked:
+                await self._run_checked(await self._evaluate())
             else:
-                outcome = await self._run_legacy_body(evaluated)
-                outputs = outcome.outputs
-                await self._release()
-                await self._transition("completed", outputs=outcome.outputs)
+                outcome = await self._run_legacy_body(await self._evaluate())
+                outputs = completed_outputs = outcome.outputs
+            await self._release()
+            await self._transition("completed", outputs=completed_outputs)
         except JobEnded as ended:
             await self._release()
             await self._transition(ended.status, error=ended.error)
@@ -143,6 +162,7 @@ class TrainingJobWorkflow(LegacyJobPath):
                          agent_name=self.agent.agent_name if self.agent else None, error=self.error, outputs=outputs)
 
     async def _run_checked(self, evaluated: EvaluatedJob) -> None:
+        self.evaluated = evaluated
         if evaluated.limits is not None:
             self.limits = evaluated.limits
         self.nexus_endpoint = evaluated.nexus_endpoint or DEFAULT_NEXUS_ENDPOINT
@@ -150,6 +170,46 @@ class TrainingJobWorkflow(LegacyJobPath):
             await self._await_approval(evaluated)
         await self._admit(evaluated)
         await self._dispatch_until_done()
+
+    async def _continue_run(self, r: JobResume) -> None:
+        """Go on where the previous run stopped, once the database has moved the job to this run."""
+        self._mirror()
+        try:
+            await self._control("continue_job_run", RunContinuation(job_id=self.sub.job_id,
+                                                                    previous_run_id=r.previous_run_id))
+        except (ActivityError, ApplicationError) as err:
+            raise JobEnded("failed", _message(err)) from err
+        self.approval.bound = True
+        await self._confirm_claims()
+        if r.phase == "approval":
+            await self._await_approval(r.evaluated, resumed=True)
+        if r.phase in ("approval", "admission"):
+            await self._admit(r.evaluated)
+        await self._dispatch_until_done(dict(r.excluded_agents))
+
+    def _should_continue(self) -> bool:
+        """Time for a fresh history: Temporal suggests it, or past the configured event count."""
+        if not self.checked:
+            return False
+        info = workflow.info()
+        limit = self.limits.max_history_events
+        return info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() >= limit)
+
+    async def _continue_as_new(self, phase: str, excluded: dict[str, datetime] | None = None) -> None:
+        """Carry the state into a new run of this workflow (same id, search attributes, view)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.approval.drain_notices()
+        assert self.evaluated is not None
+        resume = JobResume(phase=phase, evaluated=self.evaluated, status=self.status, queue_reason=self.queue_reason,
+                           error=self.error, attempt=self.attempt, failures=self.failures, seq=self.seq,
+                           agent=self.agent, scope=self.scope, excluded_agents=excluded or {},
+                           approval=self.approval.opened if phase == "approval" else None,
+                           admission_hint=self.admission_hint, agents_changed=self.agents_changed,
+                           claim_hints=self.claim_hints, previous_run_id=workflow.info().run_id, runs=self.runs)
+        workflow.logger.info("job %s continues as new (run %s, %s events, waiting in %s)", self.sub.job_id,
+                             self.runs + 1, workflow.info().get_current_history_length(), phase)
+        workflow.continue_as_new(self.sub.model_copy(update={"resume": resume}),
+                                 search_attributes=workflow.info().typed_search_attributes)
 
     async def _evaluate(self) -> EvaluatedJob:
         try:
@@ -162,15 +222,17 @@ class TrainingJobWorkflow(LegacyJobPath):
                                                      start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
                                                      retry_policy=CONTROL_RETRY)
 
-    async def _await_approval(self, evaluated: EvaluatedJob) -> None:
+    async def _await_approval(self, evaluated: EvaluatedJob, resumed: bool = False) -> None:
         assert evaluated.approval is not None
 
         async def enter_pending(reason: str) -> None:
             await self._transition("pending_approval", queue_reason=reason)
         try:
-            await self.approval.run(evaluated.approval, enter_pending)
+            await self.approval.run(evaluated.approval, enter_pending, self._should_continue, resumed=resumed)
         except ApprovalEnded as ended:
             raise JobEnded("cancelled", str(ended)) from None
+        except ApprovalSuspended:
+            await self._continue_as_new("approval")
 
     async def _admit(self, evaluated: EvaluatedJob) -> None:
         """Join the admission queue; wait (no timer: admission is event-driven) until a slot is
@@ -186,14 +248,17 @@ class TrainingJobWorkflow(LegacyJobPath):
                                          AdmissionTicket)
         except (ActivityError, ApplicationError) as err:
             raise JobEnded("failed", _message(err)) from err
-        if not ticket.admitted:
+        if not ticket.admitted and (self.status, self.queue_reason) != ("queued", f"waiting for a slot: {ticket.reason}"):
             await self._transition("queued", queue_reason=f"waiting for a slot: {ticket.reason}")
             while not ticket.admitted:
-                await workflow.wait_condition(lambda: self.admission_hint or bool(self.claim_hints))
+                await workflow.wait_condition(lambda: self.admission_hint or bool(self.claim_hints)
+                                              or self._should_continue())
                 await self._confirm_claims()  # nothing is dispatched yet: each is checked, refused, audited
                 if self.admission_hint:
                     self.admission_hint = False
                     ticket = await self._control("confirm_admission", self.sub.job_id, AdmissionTicket)
+                if not ticket.admitted and self._should_continue():
+                    await self._continue_as_new("admission")
         self.admitted = True
 
     async def _release(self) -> None:
@@ -205,10 +270,10 @@ class TrainingJobWorkflow(LegacyJobPath):
 
     # ---- dispatch through the GPU plane --------------------------------------------------------
 
-    async def _dispatch_until_done(self) -> None:
+    async def _dispatch_until_done(self, excluded: dict[str, datetime] | None = None) -> None:
         """Place, dispatch, settle; again after lost agents or an attempt no agent started, until
         ``max_attempts`` agents were lost."""
-        excluded: dict[str, datetime] = {}
+        excluded = excluded if excluded is not None else {}
         last_error = "no attempt ran"
         while self.failures < self.limits.max_attempts:
             placement = await self._wait_for_placement(excluded)
@@ -252,6 +317,8 @@ class TrainingJobWorkflow(LegacyJobPath):
             except asyncio.TimeoutError:
                 pass
             await self._confirm_claims()
+            if self._should_continue():
+                await self._continue_as_new("placement", excluded)
 
     async def _run_dispatch(self, placement: Placement, remaining: int) -> DispatchResult:
         """Start the dispatch through the Nexus endpoint; record each confirmed claim as running."""
@@ -263,7 +330,7 @@ class TrainingJobWorkflow(LegacyJobPath):
             start_timeout_seconds=self.limits.dispatch_start_timeout_seconds,
             priority_key=task_queue_priority(self.scope.priority) if self.scope else None,
             fairness_key=self.scope.username if self.scope else None,
-            summary=f"{self.sub.config_name} by {self.sub.owner_name}")
+            summary=f"{self.sub.config_name} by {self.sub.owner_name}", max_history_events=self.limits.max_history_events)
         nexus = workflow.create_nexus_client(service=GpuDispatchService, endpoint=self.nexus_endpoint)
         handle = await nexus.start_operation(GpuDispatchService.dispatch, request, output_type=DispatchResult,
                                              schedule_to_close_timeout=DISPATCH_MAX_DURATION,
@@ -348,7 +415,8 @@ class TrainingJobWorkflow(LegacyJobPath):
     def _details(self) -> str:
         lines = [f"**Job** `{self.sub.job_id}` — **{self.status}**",
                  f"config `{self.sub.config_name}`, owner `{self.sub.owner_name}`, target `{self.sub.target}`",
-                 f"attempt {self.attempt} ({self.failures} of {self.limits.max_attempts} allowed agent losses used)"]
+                 f"attempt {self.attempt} ({self.failures} of {self.limits.max_attempts} allowed agent losses used)"
+                 + (f", workflow run {self.runs}" if self.runs > 1 else "")]
         if self.sub.worker_labels:
             lines.append(f"selector {self.sub.worker_labels}")
         if self.agent:

@@ -42,7 +42,8 @@ class ControlActivities:
         s = self._settings
         return RunLimits(max_attempts=s.job_max_attempts, heartbeat_timeout_seconds=s.heartbeat_timeout_seconds,
                          placement_recheck_seconds=s.placement_recheck_seconds,
-                         dispatch_start_timeout_seconds=s.dispatch_start_timeout_seconds)
+                         dispatch_start_timeout_seconds=s.dispatch_start_timeout_seconds,
+                         max_history_events=s.workflow_max_history_events)
 
     @activity.defn(name="evaluate_submission")
     def evaluate_submission(self, sub: JobSubmission) -> EvaluatedJob:

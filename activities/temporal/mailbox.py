@@ -27,7 +27,8 @@ from activities.notify import channels
 from activities.notify import email_replies
 from activities.secrets.credential_crypto import CredentialCipher
 from activities.settings import Settings
-from workflows.contracts import APPROVAL_DECISION_UPDATE, ApprovalOutcome, MailboxConfig
+from activities.temporal.approval_update import send_decision
+from workflows.contracts import MailboxConfig
 
 log = logging.getLogger(__name__)
 UPDATE_TIMEOUT = timedelta(seconds=10)  # well inside the watch's heartbeat timeout
@@ -48,11 +49,13 @@ class MailboxActivities:
     @activity.defn(name="mailbox_config")
     def mailbox_config(self) -> MailboxConfig:
         transport = self._transport()
+        limit = self._settings.workflow_max_history_events
         if transport is None or transport.imap is None:
-            return MailboxConfig(configured=False)
+            return MailboxConfig(configured=False, max_history_events=limit)
         imap = transport.imap
         return MailboxConfig(configured=True, fingerprint=channels.fingerprint(transport),
-                             description=f"{imap.username} on {imap.host}:{imap.port}/{imap.folder}")
+                             description=f"{imap.username} on {imap.host}:{imap.port}/{imap.folder}",
+                             max_history_events=limit)
 
     @activity.defn(name="watch_mailbox")
     async def watch_mailbox(self, config: MailboxConfig) -> None:
@@ -99,11 +102,8 @@ class MailboxActivities:
 
     async def _deliver(self, reply: ParsedReply, verdict: email_replies.ReplyVerdict) -> None:
         assert verdict.decision is not None and verdict.job_id is not None
-        handle = self._client.get_workflow_handle(verdict.job_id)
         try:
-            outcome = await handle.execute_update(APPROVAL_DECISION_UPDATE, verdict.decision,
-                                                  id=verdict.decision.message_id, result_type=ApprovalOutcome,
-                                                  rpc_timeout=UPDATE_TIMEOUT)
+            outcome = await send_decision(self._client, verdict.job_id, verdict.decision, rpc_timeout=UPDATE_TIMEOUT)
             status, detail = "applied", f"request {outcome.request_id} {outcome.status}"
         except WorkflowUpdateFailedError as exc:
             status, detail = "refused", getattr(exc.cause, "message", None) or str(exc)

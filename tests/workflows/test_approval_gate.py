@@ -48,6 +48,7 @@ class ApprovalFakes(Fakes):
 
     @activity.defn(name="evaluate_submission")
     async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
+        self.bind()
         return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1,
                             cost_estimate_usd=100.0, approval=self.requirement, limits=self.limits(sub),
                             nexus_endpoint=self.endpoint)
@@ -55,7 +56,8 @@ class ApprovalFakes(Fakes):
     @activity.defn(name="open_approval")
     async def open_approval(self, req: OpenApproval) -> ApprovalOpened:
         self.opened.append(req)
-        return ApprovalOpened(request_id="apr-1", expires_at=datetime.now(timezone.utc))
+        return ApprovalOpened(request_id="apr-1", expires_at=datetime.now(timezone.utc)
+                              + timedelta(seconds=self.requirement.timeout_seconds))
 
     @activity.defn(name="close_approval")
     async def close_approval(self, outcome: ApprovalOutcome) -> None:

@@ -24,7 +24,7 @@ from tests.helpers import wait_until
 from workflows.contracts import (
     AGENT_STARTED_SIGNAL, ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AdmissionRequest,
     AdmissionTicket, AgentStarted, ClaimCheck, ConfirmedClaim, DispatchOpening, DispatchTicket, EvaluatedJob,
-    JobResult, JobSubmission, Placement, PlacementRequest, RunLimits, SettledDispatch, SettleRequest,
+    JobResult, JobSubmission, Placement, PlacementRequest, RunContinuation, RunLimits, SettledDispatch, SettleRequest,
     TrainingConfigSpec, TrainingOutcome, TrainingTask, Transition,
 )
 from workflows.training_job import TrainingJobWorkflow
@@ -59,17 +59,27 @@ class Fakes:
         self.unconfirmed: list[ClaimCheck] = []
         self.max_attempts = max_attempts
         self.endpoint = ""
+        self.max_history_events: int | None = None
+        self.bound_run = ""  # the run the evaluation saw (the database's binding)
+        self.runs: list[str] = []  # every run of the job's workflow, in order
 
     @activity.defn(name="evaluate_submission")
     async def evaluate(self, sub: JobSubmission) -> EvaluatedJob:
+        self.bind()
         if sub.config_name == "missing":
             raise ApplicationError("config 'missing' not found", type="InvalidSubmission", non_retryable=True)
         return EvaluatedJob(config=TrainingConfigSpec(name=sub.config_name, command=["train"]), gpu_count=1,
                             limits=self.limits(sub), nexus_endpoint=self.endpoint)
 
+    def bind(self) -> None:
+        """The evaluation binds the job to the run that evaluated it."""
+        self.bound_run = activity.info().workflow_run_id
+        self.runs.append(self.bound_run)
+
     def limits(self, sub: JobSubmission) -> RunLimits:
         return RunLimits(max_attempts=self.max_attempts, heartbeat_timeout_seconds=sub.heartbeat_timeout_seconds,
-                         placement_recheck_seconds=sub.placement_recheck_seconds, dispatch_start_timeout_seconds=30)
+                         placement_recheck_seconds=sub.placement_recheck_seconds, dispatch_start_timeout_seconds=30,
+                         max_history_events=self.max_history_events)
 
     @activity.defn(name="resolve_placement")
     async def place(self, req: PlacementRequest) -> Placement:
@@ -140,9 +150,17 @@ class Fakes:
     async def run_training(self, task: TrainingTask) -> TrainingOutcome:
         return await self.training(self, task)
 
+    @activity.defn(name="continue_job_run")
+    async def continue_job_run(self, req: RunContinuation) -> None:
+        """As the real one: the binding moves only to the run that continues the bound one."""
+        info = activity.info()
+        assert req.previous_run_id == self.bound_run, (req.previous_run_id, self.bound_run)
+        self.bound_run = info.workflow_run_id
+        self.runs.append(info.workflow_run_id)
+
     def control_activities(self) -> list:
         return [self.evaluate, self.place, self.record, self.request_admission, self.confirm_admission,
-                self.release_admission, self.open_dispatch, self.confirm_claim, self.settle]
+                self.release_admission, self.open_dispatch, self.confirm_claim, self.settle, self.continue_job_run]
 
     def statuses(self) -> list[str]:
         return [t.status for t in self.transitions]
@@ -183,11 +201,11 @@ async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, hear
     return result, history
 
 
-def record_history(history) -> None:
+def record_history(history, suffix: str = "") -> None:
     if os.environ.get("SIMPLETUNER_RECORD_HISTORIES"):  # refresh the replay fixtures on purpose only
         name = os.environ.get("PYTEST_CURRENT_TEST", "job").split("::")[-1].split(" ")[0]
         repo = str(HISTORIES.parents[2]) + "/"  # stack traces: keep paths repo-relative
-        HISTORIES.joinpath(f"checked-{name}.json").write_text(history.to_json().replace(repo, ""))
+        HISTORIES.joinpath(f"checked-{name}{suffix}.json").write_text(history.to_json().replace(repo, ""))
 
 
 async def finishes(fakes: Fakes, task: TrainingTask, agent: str = "agent-1") -> TrainingOutcome:

@@ -85,3 +85,4 @@ class MailboxConfig(BaseModel):
     configured: bool
     fingerprint: str = ""
     description: str = ""
+    max_history_events: int | None = None  # the watcher continues as new past this many events

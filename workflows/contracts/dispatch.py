@@ -42,6 +42,8 @@ class DispatchRequest(BaseModel):
     priority_key: int | None = None
     fairness_key: str | None = None
     summary: str = ""
+    lost_before: int = 0  # agents lost by earlier runs of this dispatch (continue-as-new)
+    max_history_events: int | None = None  # continue as new between tries past this many events
 
 
 class DispatchResult(BaseModel):

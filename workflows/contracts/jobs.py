@@ -7,10 +7,14 @@ where, which limits apply) is read from the database by the evaluation activity,
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from workflows.contracts.names import JobStatus, JobTarget
+
+if TYPE_CHECKING:
+    from workflows.contracts.continuation import JobResume
 
 
 class TrainingConfigSpec(BaseModel):
@@ -41,6 +45,7 @@ class JobSubmission(BaseModel):
     max_attempts: int = 3
     heartbeat_timeout_seconds: float = 120.0
     placement_recheck_seconds: float = 15.0
+    resume: JobResume | None = None  # set by the job's own continue-as-new: where the previous run was
 
 
 class ApprovalRequirement(BaseModel):
@@ -71,6 +76,7 @@ class RunLimits(BaseModel):
     heartbeat_timeout_seconds: float = 120.0
     placement_recheck_seconds: float = 15.0
     dispatch_start_timeout_seconds: float = 600.0
+    max_history_events: int | None = None  # continue as new past this many events (besides Temporal's hint)
 
 
 class EvaluatedJob(BaseModel):

@@ -46,6 +46,7 @@ ERR_DISPATCH_CLOSED = "DispatchClosed"  # the control plane refused the claim fo
 ERR_INVALID_SUBMISSION = "InvalidSubmission"  # evaluation rejected the job
 ERR_APPROVAL_NOT_PENDING = "ApprovalNotPending"  # the request was already decided, expired or cancelled
 ERR_APPROVAL_FORBIDDEN = "ApprovalForbidden"  # the caller may not decide this request
+ERR_WORKFLOW_CONTINUING = "WorkflowContinuing"  # the run is handing over to its next one: send it again
 
 
 # ---- workflow ids ------------------------------------------------------------------------------------
