@@ -28,10 +28,13 @@ from activities.temporal.client import connect, connect_with_retry, ensure_searc
 from activities.temporal.dispatch import DispatchActivities
 from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
 from activities.temporal.planes import ensure_namespace, ensure_nexus_endpoint
+from activities.temporal.reconciler import ReconcilerActivities
+from activities.temporal.schedules import ensure_reconciler_schedule
 from worker_host.sandbox import workflow_runner
 from workflows.contracts import CONTROL_TASK_QUEUE, GPU_DISPATCH_TASK_QUEUE, MAILBOX_CHANGED_SIGNAL, MAILBOX_WATCHER_ID
 from workflows.gpu_dispatch import GpuDispatchWorkflow
 from workflows.mailbox_watcher import MailboxWatcherWorkflow
+from workflows.reconciler import ReconcilerWorkflow
 from workflows.training_job import TrainingJobWorkflow
 
 log = logging.getLogger("simpletuner.worker_host")
@@ -57,14 +60,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     mailbox = MailboxActivities(db.session, cipher, settings, client)
     admission = AdmissionActivities(db.session, client)
     continuation = ContinuationActivities(db.session, client)
+    reconciler = ReconcilerActivities(db.session, client, gpu_client)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
-        worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow],
+        worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow, ReconcilerWorkflow],
                         activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
                                     dispatch.open_dispatch, dispatch.confirm_claim, dispatch.settle_dispatch,
                                     approval.open_approval, approval.close_approval, approval.send_approval_notice,
                                     approval.check_approval_decision, mailbox.mailbox_config, mailbox.watch_mailbox,
                                     admission.request_admission, admission.confirm_admission,
-                                    admission.release_admission, continuation.continue_job_run],
+                                    admission.release_admission, continuation.continue_job_run,
+                                    reconciler.reconcile_jobs],
                         workflow_runner=workflow_runner(), activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
         # The GPU plane: dispatch workflows and the Nexus handler, in the namespace agents can reach.
@@ -77,6 +82,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                  settings.temporal.address)
         async with worker, gpu_worker:
             await start_mailbox_watcher(client)
+            await ensure_reconciler_schedule(client)
             await notify_admitted(db.session, client)  # admissions whose signal a crash lost
             await stop.wait()
         log.info("worker host stopped")

@@ -173,6 +173,13 @@ class TrainingAssignment(BaseModel):
     config: TrainingConfigSpec
 
 
+class ReconcileReport(BaseModel):
+    """What one reconciler run did."""
+    checked: int = 0  # jobs not yet ended whose workflow was looked at
+    finished: list[str] = Field(default_factory=list)  # jobs whose workflow was gone: ended in the database
+    slots_freed: list[str] = Field(default_factory=list)  # slots still held by ended jobs, given back
+
+
 class TrainingOutcome(BaseModel):
     exit_code: int
     agent_id: str
