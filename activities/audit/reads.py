@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from activities.paging import Page, PageRequest, keyset
 from activities.db.models import AuditEntry
 
 
@@ -18,7 +18,7 @@ def to_dict(entry: AuditEntry) -> dict[str, Any]:
 
 def list_entries(session: Session, action: str | None = None, actor: str | None = None,
                  target_type: str | None = None, target_id: str | None = None, since: datetime | None = None,
-                 until: datetime | None = None, limit: int = 100, offset: int = 0) -> tuple[list[AuditEntry], int]:
+                 until: datetime | None = None, page: PageRequest = PageRequest()) -> Page[AuditEntry]:
     query = select(AuditEntry)
     for column, value in ((AuditEntry.action, action), (AuditEntry.actor, actor),
                           (AuditEntry.target_type, target_type), (AuditEntry.target_id, target_id)):
@@ -28,6 +28,4 @@ def list_entries(session: Session, action: str | None = None, actor: str | None 
         query = query.where(col(AuditEntry.created_at) >= since)
     if until is not None:
         query = query.where(col(AuditEntry.created_at) < until)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(AuditEntry.id).desc()).offset(offset).limit(limit))
-    return list(rows), total
+    return keyset(session, query, [(col(AuditEntry.id), True)], page)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from activities.paging import PageRequest, positional
 from activities.capacity import admission
 from activities.db.models import Job
 from activities.db.models_queue import Admission
@@ -21,15 +22,19 @@ def entry(d: admission.Decision | None, a: Admission) -> dict[str, Any]:
             "enqueued_at": a.enqueued_at, "admitted_at": a.admitted_at}
 
 
-def snapshot(session: Session, only_user: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """The line (``waiting``, in admission order) and the jobs holding slots (``running``)."""
+def snapshot(session: Session, only_user: str | None = None, page: PageRequest | None = None) -> dict[str, Any]:
+    """The line (``waiting``, in admission order; paged when ``page``) and the jobs holding slots
+    (``running``, at most as many as the concurrency limit lets run)."""
     waiting = [entry(d, d.admission) for d in admission.plan(session)]
     running = [entry(None, a) for a in session.exec(select(Admission).where(Admission.state == "admitted")
                                                      .order_by(Admission.admit_seq))]
     if only_user is not None:
         waiting = [e for e in waiting if e["user_id"] == only_user]
         running = [e for e in running if e["user_id"] == only_user]
-    return {"waiting": waiting, "running": running}
+    if page is None:
+        return {"waiting": waiting, "running": running}
+    line = positional(waiting, page)
+    return {"waiting": line.rows, "running": running, **line.fields()}
 
 
 def stats(session: Session, only_user: str | None = None) -> dict[str, Any]:

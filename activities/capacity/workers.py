@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from activities.paging import Page, PageRequest, keyset
 from activities.db.models import Worker, utcnow
 from activities.errors import Conflict, NotFound, Unauthorized
 from activities.audit.trail import audit
@@ -103,6 +104,11 @@ def get(session: Session, worker_id: str) -> Worker:
 
 def list_all(session: Session) -> list[Worker]:
     return list(session.exec(select(Worker).order_by(Worker.name)))
+
+
+def list_page(session: Session, page: PageRequest) -> Page[Worker]:
+    """Agents by name, a page at a time."""
+    return keyset(session, select(Worker), [(col(Worker.name), False)], page)
 
 
 def create(session: Session, body: WorkerCreate, actor: str) -> tuple[Worker, str]:

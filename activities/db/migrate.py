@@ -43,6 +43,9 @@ def add_missing_columns(engine: Engine) -> list[str]:
                 added.append(f"{table.name}.{column.name}")
         for name, (table, column) in UNIQUE_INDEXES.items():
             conn.execute(text(f'CREATE UNIQUE INDEX IF NOT EXISTS {name} ON "{table}" ("{column}")'))
+        for table in SQLModel.metadata.sorted_tables:  # indexes newer models declare on older tables
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
     if added:
         log.info("added columns: %s", ", ".join(added))
     return added

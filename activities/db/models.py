@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -89,6 +89,8 @@ class TrainingConfig(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
+    __table_args__ = (Index("ix_job_page", "created_at", "id"), Index("ix_job_status_page", "status", "created_at", "id"),
+                      Index("ix_job_owner_page", "owner_id", "created_at", "id"))  # list pages (keyset)
     id: str = Field(primary_key=True)
     owner_id: str = Field(index=True)
     owner_name: str

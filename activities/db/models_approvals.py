@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from activities.db.models import utcnow
@@ -28,6 +28,8 @@ class ApprovalRule(SQLModel, table=True):
 
 
 class ApprovalRequest(SQLModel, table=True):
+    __table_args__ = (Index("ix_approval_page", "created_at", "id"),
+                      Index("ix_approval_status_page", "status", "created_at", "id"))  # list pages (keyset)
     id: str = Field(primary_key=True)
     job_id: str = Field(unique=True, index=True)
     user_id: str = Field(index=True)  # the submitter

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from activities.paging import Page, PageRequest, keyset
 from activities.db.models import User, UserLevel, utcnow
 from activities.db.models_approvals import ApprovalDecisionIntent, ApprovalRequest, ApprovalToken
 from activities.errors import NotFound
@@ -57,7 +58,7 @@ def visible(principal: Principal, req: ApprovalRequest, channel: str = "rest") -
 
 
 def list_requests(session: Session, principal: Principal, status: str | None = None, job_id: str | None = None,
-                  user: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[ApprovalRequest], int]:
+                  user: str | None = None, page: PageRequest = PageRequest()) -> Page[ApprovalRequest]:
     query = select(ApprovalRequest)
     if not principal.has("admin.approve"):
         query = query.where(ApprovalRequest.user_id == principal.user_id)
@@ -67,10 +68,7 @@ def list_requests(session: Session, principal: Principal, status: str | None = N
         query = query.where(ApprovalRequest.job_id == job_id)
     if user:
         query = query.where((ApprovalRequest.username == user) | (ApprovalRequest.user_id == user))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(ApprovalRequest.created_at).desc(), ApprovalRequest.id)
-                        .offset(offset).limit(limit))
-    return list(rows), total
+    return keyset(session, query, [(col(ApprovalRequest.created_at), True), (col(ApprovalRequest.id), True)], page)
 
 
 def open_request(session: Session, req: OpenApproval) -> ApprovalRequest:

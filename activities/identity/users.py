@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
+from activities.paging import Page, PageRequest, keyset
 from activities.db.models import ApiKey, AuthSession, PermissionOverride, User, UserLevel, utcnow
 from activities.errors import Conflict, InvalidInput, NotFound
 from activities.identity import account_passwords, logins
@@ -94,6 +95,11 @@ def get(session: Session, user_id: str) -> User:
 
 def list_all(session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(User.username)))
+
+
+def list_page(session: Session, page: PageRequest) -> Page[User]:
+    """Users by username, a page at a time."""
+    return keyset(session, select(User), [(col(User.username), False)], page)
 
 
 def _check_unique(session: Session, username: str | None, email: str | None, except_id: str | None = None) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from activities.db.models import Job, JobEvent, JobLogLine, as_utc, utcnow
 from activities.errors import Conflict, NotFound
+from activities.paging import Page, PageRequest, keyset
 from activities.audit.trail import audit, emit_event
 from workflows.contracts import TERMINAL_STATUSES, JobSubmission, Transition
 
@@ -47,7 +47,8 @@ def get(session: Session, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, status: str | None = None, user: str | None = None, config: str | None = None,
-              limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
+              page: PageRequest = PageRequest()) -> Page[Job]:
+    """Newest first, a page at a time (keyset on the submission time)."""
     query = select(Job)
     if status:
         query = query.where(Job.status == status)
@@ -55,9 +56,7 @@ def list_jobs(session: Session, status: str | None = None, user: str | None = No
         query = query.where((Job.owner_name == user) | (Job.owner_id == user))
     if config:
         query = query.where(Job.config_name == config)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit))
-    return list(rows), total
+    return keyset(session, query, [(col(Job.created_at), True), (col(Job.id), True)], page)
 
 
 def create_pending(session: Session, sub: JobSubmission, ip: str | None = None) -> tuple[Job, bool]:

@@ -8,15 +8,17 @@ from fastapi import APIRouter, BackgroundTasks
 from activities.capacity import workers
 from activities.capacity.workers import WorkerCreate, WorkerPatch
 from api.agent_events import nudge_queued_jobs
+from api.paging import PageDep
 from api.deps import WorkersAdminDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/api/admin/workers", tags=["admin: workers"])
 
 
 @router.get("")
-def list_workers(session: SessionDep, state: StateDep, _: WorkersAdminDep) -> dict:
+def list_workers(session: SessionDep, state: StateDep, _: WorkersAdminDep, page: PageDep) -> dict:
     timeout = state.settings.heartbeat_timeout_seconds
-    return {"workers": [workers.to_dict(w, timeout) for w in workers.list_all(session)]}
+    found = workers.list_page(session, page)
+    return {"workers": [workers.to_dict(w, timeout) for w in found.rows], **found.fields()}
 
 
 @router.post("", status_code=201)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from activities.errors import NotFound
 from activities.governance import approvals
 from activities.identity.principals import Principal
 from api.approval_decisions import BulkBody, DecisionBody, decide, decide_many
+from activities.paging import PageRequest
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
+from api.paging import PageDep
 
 router = APIRouter(prefix="/api/approvals/requests", tags=["approvals"])
 ApproverDep = Annotated[Principal, Depends(require("admin.approve"))]
@@ -19,10 +21,10 @@ RequestStatus = Literal["pending", "approved", "rejected", "expired", "cancelled
 
 @router.get("")
 def list_requests(session: SessionDep, principal: PrincipalDep, status: RequestStatus | None = None,
-                  job_id: str | None = None, user: str | None = None, limit: int = Query(100, ge=1, le=500),
-                  offset: int = Query(0, ge=0)) -> dict:
-    rows, total = approvals.list_requests(session, principal, status, job_id, user, limit, offset)
-    return {"requests": [approvals.to_dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+                  job_id: str | None = None, user: str | None = None, page: PageDep = PageRequest()) -> dict:
+    found = approvals.list_requests(session, principal, status, job_id, user, page)
+    return {"requests": [approvals.to_dict(r) for r in found.rows], **found.fields(), "limit": page.limit,
+            "offset": page.offset}
 
 
 @router.get("/pending/count")

@@ -16,6 +16,8 @@ from activities.jobs import jobs
 from api import outputs, sse
 from api.job_cancel import cancel_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
+from activities.paging import PageRequest
+from api.paging import PageDep
 from api.submission import SubmitBody, submit
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
 
@@ -42,18 +44,18 @@ async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep,
 @router.get("/api/cloud/jobs")
 def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
               status: str | None = None, user: str | None = None, config: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+              page: PageDep = PageRequest()) -> dict:
     if status is not None and status not in ALL_STATUSES:
         raise InvalidInput(f"unknown status {status!r}; one of {', '.join(ALL_STATUSES)}")
     if not principal.has("job.view.all"):
         if not principal.has("job.view.own"):
             raise Forbidden("missing permission 'job.view.own'")
         if user not in (None, principal.username, principal.user_id):
-            return {"jobs": [], "total": 0}
+            return {"jobs": [], "total": 0, "next_cursor": None}
         user = principal.user_id
-    rows, total = jobs.list_jobs(session, status, user, config, limit, offset)
+    found = jobs.list_jobs(session, status, user, config, page)
     base = str(request.base_url).rstrip("/")
-    return {"jobs": [jobs.to_dict(j, base) for j in rows], "total": total}
+    return {"jobs": [jobs.to_dict(j, base) for j in found.rows], **found.fields()}
 
 
 @router.get("/api/cloud/jobs/{job_id}")

@@ -16,6 +16,7 @@ from activities.audit.trail import audit
 from activities.identity.principals import Principal
 from activities.capacity.admission_signals import pass_and_notify
 from api.approval_decisions import DecisionBody, decide, for_job
+from api.paging import PageDep
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.job_cancel import cancel_job
 
@@ -36,8 +37,8 @@ class PriorityBody(BaseModel):
 
 
 @router.get("")
-def queue(session: SessionDep, principal: PrincipalDep) -> dict:
-    return queue_view.snapshot(session, None if principal.has("job.view.all") else principal.user_id)
+def queue(session: SessionDep, principal: PrincipalDep, page: PageDep) -> dict:
+    return queue_view.snapshot(session, None if principal.has("job.view.all") else principal.user_id, page)
 
 
 @router.get("/me")

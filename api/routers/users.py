@@ -10,6 +10,7 @@ from activities.identity import users
 from activities.identity.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
 from activities.identity.account_passwords import WrongCurrentPassword
 from activities.identity.users import UserCreate, UserPatch
+from api.paging import PageDep
 from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -27,8 +28,9 @@ class OverrideBody(BaseModel):
 
 
 @router.get("")
-def list_users(session: SessionDep, _: UsersAdminDep) -> dict:
-    return {"users": [users.to_dict(session, u) for u in users.list_all(session)]}
+def list_users(session: SessionDep, _: UsersAdminDep, page: PageDep) -> dict:
+    found = users.list_page(session, page)
+    return {"users": [users.to_dict(session, u) for u in found.rows], **found.fields()}
 
 
 @router.post("", status_code=201)
