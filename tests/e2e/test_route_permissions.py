@@ -185,8 +185,9 @@ def _login_key(stack, username: str, password: str) -> str:
         return made.json()["key"]
 
 
-@pytest.fixture
-def callers(stack):
+@pytest.fixture(scope="module")
+def callers(shared_stack):
+    stack = shared_stack
     headers: dict[str, dict[str, str]] = {"anonymous": {}, "admin": {"Authorization": f"Bearer {stack.admin_token}"}}
     for level in ("viewer", "researcher", "lead"):
         password = f"{level}-Passw0rd-long"
@@ -310,21 +311,22 @@ def expected(rule: str, caller: str) -> str:
     return "ok" if rule in LEVEL_GRANTS[caller] else "403"
 
 
-def test_every_route_for_every_caller(stack, callers):
+@pytest.mark.parametrize("caller", CALLERS)  # one test per caller: they run in parallel
+def test_every_route_for_every_caller(shared_stack, callers, caller):
+    stack = shared_stack
     failures = []
     for (method, path), rule in sorted(POLICY.items()):
-        for caller in CALLERS:
-            url, bodies = _fill(stack, path)
-            body = bodies.get(f"{method} {path}", {} if method in ("POST", "PUT", "PATCH") else None)
-            with httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15) as client:
-                with client.stream(method, url, headers=callers[caller], json=body) as response:
-                    status = response.status_code
-                    payload = response.read() if not response.headers.get("content-type", "").startswith(
-                        "text/event-stream") else b""
-            want = expected(rule, caller)
-            ok = status not in (401, 403) and status < 500 if want == "ok" else status == int(want)
-            if caller == "anonymous" and rule not in ("public", "login") and status < 400:
-                ok = False
-            if not ok:
-                failures.append(f"{caller:10} {method:6} {path}: got {status}, want {want} ({payload[:120]!r})")
+        url, bodies = _fill(stack, path)
+        body = bodies.get(f"{method} {path}", {} if method in ("POST", "PUT", "PATCH") else None)
+        with httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15) as client:
+            with client.stream(method, url, headers=callers[caller], json=body) as response:
+                status = response.status_code
+                payload = response.read() if not response.headers.get("content-type", "").startswith(
+                    "text/event-stream") else b""
+        want = expected(rule, caller)
+        ok = status not in (401, 403) and status < 500 if want == "ok" else status == int(want)
+        if caller == "anonymous" and rule not in ("public", "login") and status < 400:
+            ok = False
+        if not ok:
+            failures.append(f"{caller:10} {method:6} {path}: got {status}, want {want} ({payload[:120]!r})")
     assert not failures, "\n".join(failures)
