@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from activities import logging_setup
 from activities.db.engine import init_db, make_engine, session
+from activities.capacity import admission
 from activities.jobs import configs
 from activities.settings import Settings
 
@@ -16,16 +17,25 @@ from activities.settings import Settings
 @dataclass
 class Database:
     engine: Engine
+    read_engine: Engine | None = None  # SQLite: sessions that can only read and never take the write lock
 
     def session(self) -> Session:
         return session(self.engine)
+
+    def read_session(self) -> Session:
+        """For work that only reads (a write in it fails)."""
+        return session(self.read_engine or self.engine)
 
 
 def open_database(settings: Settings) -> Database:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     init_db(engine)
-    return Database(engine)
+    with session(engine) as s:  # rows that reads expect (a read-only session cannot create them)
+        admission.settings(s, lock=True)
+        s.commit()
+    read_engine = make_engine(settings.db_url, read_only=True) if settings.db_url.startswith("sqlite") else None
+    return Database(engine, read_engine)
 
 
 def load_config_dir(settings: Settings, db: Database) -> list[str]:

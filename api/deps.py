@@ -29,8 +29,9 @@ def get_state(request: Request) -> AppState:
     return request.app.state.core
 
 
-def get_session(state: Annotated[AppState, Depends(get_state)]) -> Iterator[Session]:
-    with state.db.session() as session:
+def get_session(request: Request, state: Annotated[AppState, Depends(get_state)]) -> Iterator[Session]:
+    """The request's session: read-only for GET/HEAD/OPTIONS (SQLite's write lock is never taken)."""
+    with (state.db.read_session() if request.method in SAFE_METHODS else state.db.session()) as session:
         yield session
 
 
@@ -46,8 +47,8 @@ def current_principal(request: Request, state: StateDep,
     """Bearer API key, else the login session cookie (writes then need the CSRF header), else
     the configured bypasses: health/metrics paths, internal networks, single-user mode.
 
-    Uses its own short session so no transaction stays open while a route streams or waits."""
-    with state.db.session() as session:
+    Uses its own short read-only session so no transaction stays open while a route streams or waits."""
+    with state.db.read_session() as session:
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
@@ -118,7 +119,7 @@ WorkersAdminDep = Annotated[Principal, Depends(require("admin.workers"))]
 
 def current_worker(state: StateDep, x_worker_token: Annotated[str | None, Header()] = None) -> Worker:
     """The agent presenting X-Worker-Token (a detached row: re-read it to change it)."""
-    with state.db.session() as session:
+    with state.db.read_session() as session:
         return workers.authenticate(session, x_worker_token)
 
 

@@ -1,4 +1,9 @@
-"""Engine and sessions. SQLite runs in WAL mode with a busy timeout so processes share one file."""
+"""Engine and sessions. SQLite runs in WAL mode with a busy timeout so processes share one file.
+
+Writers begin ``IMMEDIATE`` (they queue for SQLite's one write lock instead of failing later); the
+read engine (``read_only=True``) begins deferred with ``query_only`` on, so reads (every GET, every
+authentication, every event stream) never wait for or hold the write lock.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import activities.db
 from activities.db.migrate import add_missing_columns
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, read_only: bool = False) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -27,11 +32,13 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # writers queue up instead of failing with "database is locked"
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):  # writers queue up instead of failing with "database is locked"; readers never wait
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine

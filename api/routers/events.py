@@ -17,7 +17,7 @@ router = APIRouter(tags=["events"])
 async def stream_events(state: StateDep, principal: PrincipalDep, request: Request,
                         last_event_id: Annotated[int | None, Query(ge=0)] = None, job_id: str | None = None):
     def fetch(cursor: int):
-        with state.db.session() as session:
+        with state.db.read_session() as session:
             owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only
             rows = events.after(session, cursor, job_id=job_id, owner_id=owner)
         return [(e.id, sse.frame(events.to_dict(e), e.event_type, e.id)) for e in rows], False

@@ -37,7 +37,7 @@ DetailsDep = Annotated[bool, Depends(_sees_details)]
 def _check_db(state: AppState) -> dict:
     started = time.perf_counter()
     try:
-        with state.db.session() as session:
+        with state.db.read_session() as session:
             ping(session)
             agents = workers.list_all(session)
         latency = (time.perf_counter() - started) * 1000

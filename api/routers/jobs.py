@@ -85,7 +85,7 @@ def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: A
 async def stream_logs(job_id: str, state: StateDep, principal: PrincipalDep, request: Request,
                       after: Annotated[int | None, Query(ge=0)] = None):
     def fetch_sync(cursor: int):
-        with state.db.session() as session:
+        with state.db.read_session() as session:
             job = visible_job(session, principal, job_id)
             rows = jobs.read_logs(session, job_id, cursor, 500)
             frames = [(r.id, sse.frame(_log_dict(r), "log", r.id)) for r in rows]
