@@ -13,6 +13,7 @@ from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensu
 from activities.settings import Settings
 from activities.temporal.client import connect, ensure_search_attributes
 from api import errors
+from api.event_hub import EventHub
 from api.body_limit import BodyLimitMiddleware
 from api.routers import all_routers
 from api.routers.health import VERSION
@@ -49,10 +50,13 @@ def create_app(settings: Settings) -> FastAPI:
         client = await connect(settings.temporal, lazy=True)
         app.state.core = AppState(settings=settings, db=db, temporal=client)
         registering = asyncio.create_task(_register_search_attributes(client))
+        app.state.event_hub = EventHub(db)
+        app.state.event_hub.start()
         try:
             yield
         finally:  # also when a later start-up step (a router's lifespan) fails
             registering.cancel()
+            await app.state.event_hub.stop()
             db.engine.dispose()
 
     app = FastAPI(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from activities.jobs import events
 from api import sse
 from api.deps import PrincipalDep, StateDep
+from api.event_hub import EventHub
 
 router = APIRouter(tags=["events"])
 
@@ -16,11 +17,38 @@ router = APIRouter(tags=["events"])
 @router.get("/api/events/stream")
 async def stream_events(state: StateDep, principal: PrincipalDep, request: Request,
                         last_event_id: Annotated[int | None, Query(ge=0)] = None, job_id: str | None = None):
-    def fetch(cursor: int):
-        with state.db.read_session() as session:
-            owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only
-            rows = events.after(session, cursor, job_id=job_id, owner_id=owner)
-        return [(e.id, sse.frame(events.to_dict(e), e.event_type, e.id)) for e in rows], False
+    owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only
+    hub: EventHub = request.app.state.event_hub
 
-    start = sse.last_event_id(request, last_event_id)
-    return sse.response(sse.tail(request, lambda c: asyncio.to_thread(fetch, c), start))
+    def backlog(cursor: int) -> list[tuple[int, str]]:
+        with state.db.read_session() as session:
+            rows = events.after(session, cursor, job_id=job_id, owner_id=owner)
+        return [(e.id, sse.frame(events.to_dict(e), e.event_type, e.id)) for e in rows]
+
+    async def stream():
+        cursor = sse.last_event_id(request, last_event_id)
+        hub.join()
+        try:
+            while not await request.is_disconnected():
+                held = hub.since(cursor)
+                if held is None:  # further back than the hub remembers (or it is starting): the database
+                    floor = hub.floor if hub.live else cursor  # every event up to it had committed already
+                    frames = await asyncio.to_thread(backlog, cursor)
+                    for frame_id, text in frames:
+                        cursor = frame_id
+                        yield text
+                    if len(frames) < events.PAGE:
+                        cursor = max(cursor, floor)
+                        if not hub.live:
+                            await asyncio.sleep(sse.POLL_SECONDS)
+                    continue
+                for event in held:
+                    cursor = event.id
+                    if (owner is None or event.owner_id == owner) and (job_id is None or event.job_id == job_id):
+                        yield event.text
+                if not await hub.wait(cursor, sse.KEEPALIVE_SECONDS):
+                    yield ": keepalive\n\n"
+        finally:
+            hub.leave()
+
+    return sse.response(stream())

@@ -80,3 +80,41 @@ def test_log_stream_carries_log_lines(stack):
                        until=carries_first_line)
     finally:
         reader.close()
+
+
+def test_many_streams_each_see_what_they_may(stack):
+    """Forty streams on one API process (one database poller): the admin's see every job's events,
+    a researcher's only their own, one job's stream only that job, and a resumed one its backlog."""
+    from tests.e2e.test_users_and_auth import bearer_for, make_user
+
+    _, token = stack.create_worker("agent-1", {"pool": "many"})
+    stack.start_agent(token, name="agent-1")
+    stack.put_config("quick", steps=5, step_delay_seconds=0.01)
+    make_user(stack, "rita", "researcher")
+    rita = bearer_for(stack, "rita")
+    admins = [_open(stack, "/api/events/stream") for _ in range(30)]
+    hers = [SSEReader(stack.api_url, "/api/events/stream", {"Authorization": rita.headers["Authorization"]})
+            for _ in range(10)]
+    for reader in hers:
+        reader.start()
+    try:
+        stack.wait_for(lambda: all(r.status == 200 for r in hers), 15, "her streams to open")
+        admin_job = stack.submit(config_name="quick", target="worker", worker_labels={"pool": "many"})["job_id"]
+        her_job = stack.expect(rita.post("/api/queue/submit", json={"config_name": "quick", "target": "worker",
+                                                                    "worker_labels": {"pool": "many"}}), 201)["job_id"]
+        for reader in admins:
+            _until_completed(stack, reader, admin_job, "the admin's job on every admin stream")
+            _until_completed(stack, reader, her_job, "her job on every admin stream")
+        for reader in hers:
+            _until_completed(stack, reader, her_job, "her job on her streams")
+            assert not [e for e in reader.received if (e.get("json") or {}).get("job_id") == admin_job]
+        one = _open(stack, f"/api/events/stream?job_id={her_job}&last_event_id=0")
+        try:
+            backlog = _until_completed(stack, one, her_job, "her job's backlog on a resumed one-job stream")
+            assert {e["json"]["job_id"] for e in one.received if e.get("json")} == {her_job}
+            assert [e["json"]["status"] for e in backlog][0] == "pending"
+        finally:
+            one.close()
+    finally:
+        for reader in admins + hers:
+            reader.close()
