@@ -75,3 +75,30 @@ async def test_watch_follows_the_configuration(wf_env):
         assert (await handle.query(MailboxWatcherWorkflow.mailbox)).configured is False
         assert len(fake.watches) == 3
         await handle.terminate()
+
+
+async def test_the_watcher_continues_as_new_past_its_event_limit(wf_env):
+    """Every channel change adds events; past ``max_history_events`` the watcher hands over to a new
+    run (well before its 50 rounds), which reads the configuration again and keeps watching."""
+    fake = FakeMailbox()
+    fake.configured = True
+    original = fake.config
+
+    @activity.defn(name="mailbox_config")
+    async def limited() -> MailboxConfig:
+        return (await original()).model_copy(update={"max_history_events": 100})
+
+    queue = f"control-{uuid.uuid4().hex[:8]}"
+    watcher_id = f"watcher-{uuid.uuid4().hex[:8]}"
+    async with Worker(wf_env.pyd_client, task_queue=queue, workflows=[MailboxWatcherWorkflow],
+                      activities=[limited, fake.watch], max_heartbeat_throttle_interval=timedelta(milliseconds=200)):
+        handle: WorkflowHandle = await wf_env.pyd_client.start_workflow(MailboxWatcherWorkflow.run, id=watcher_id,
+                                                                        task_queue=queue)
+        for generation in range(1, 25):
+            fake.generation = generation
+            await handle.signal(MAILBOX_CHANGED_SIGNAL)
+            await wait_until(lambda: fake.watches[-1:] == [f"gen-{generation}"], timeout=10, what="the new watch")
+        runs = [w async for w in wf_env.pyd_client.list_workflows(f"WorkflowId = '{watcher_id}'")]
+        assert len(runs) >= 2, runs
+        assert fake.config_calls < 50  # the event limit, not the round count, started the new run
+        await handle.terminate()
