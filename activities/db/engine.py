@@ -40,7 +40,8 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
         def _begin(conn):  # writers queue up instead of failing with "database is locked"; readers never wait
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # a connection per busy thread (the API's and the worker host's thread pools), checked before use
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     return engine
 
 

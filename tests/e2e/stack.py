@@ -506,6 +506,21 @@ class Stack:
         return self.anon.post("/api/workers/heartbeat", headers={"X-Worker-Token": token},
                               json={"state": state, "current_job_id": current_job_id})
 
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("SIMPLETUNER_DATABASE_URL") or f"sqlite:///{self.data_dir / 'simpletuner.db'}"
+
+    def sql(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows of a read-only query on the stack's database (SQLite or PostgreSQL), as dicts."""
+        from sqlalchemy import create_engine, text
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return [dict(row._mapping) for row in conn.execute(text(query), params)]
+        finally:
+            engine.dispose()
+
     @staticmethod
     def tiny_config() -> dict[str, Any]:
         """tiny-numpy's PUT body, ``{config_dir}`` resolved (as the config-dir loader does)."""

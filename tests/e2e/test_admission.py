@@ -7,7 +7,6 @@ eligible job (priority, then fair-share tag, then FIFO), and every slot was give
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +21,7 @@ QUICK = ["/bin/sh", "-c", "exit 0"]
 
 
 def rows(stack) -> list[dict]:
-    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM admission")]
+    return stack.sql("SELECT * FROM admission")
 
 
 def replay(stack, max_total: int, max_user: int, team_limits: dict[str, int]) -> list[str]:

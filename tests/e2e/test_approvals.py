@@ -8,7 +8,6 @@ timer. Replayed replies, strangers, late replies, self-approval and researchers 
 from __future__ import annotations
 
 import re
-import sqlite3
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -101,14 +100,12 @@ def body_of(msg) -> str:
 
 
 def inbound(stack, message_id: str):
-    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
-        return db.execute("SELECT status, detail FROM inboundemail WHERE message_id = ?",
-                          (message_id.strip("<>"),)).fetchone()
+    found = stack.sql("SELECT status, detail FROM inboundemail WHERE message_id = :m", m=message_id.strip("<>"))
+    return (found[0]["status"], found[0]["detail"]) if found else None
 
 
 def events(stack, job_id: str) -> list[str]:
-    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
-        return [r[0] for r in db.execute("SELECT event_type FROM jobevent WHERE job_id = ? ORDER BY id", (job_id,))]
+    return [r["event_type"] for r in stack.sql("SELECT event_type FROM jobevent WHERE job_id = :j ORDER BY id", j=job_id)]
 
 
 def test_rest_and_email_decisions(stack_factory, mailbox):

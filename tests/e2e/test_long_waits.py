@@ -7,7 +7,6 @@ e-mail reply, or placed on an agent that appears later."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 from temporalio.client import Client
@@ -36,9 +35,8 @@ def push_across_runs(stack, job_id: str, runs: int = 3) -> int:
 
 
 def refusals(stack, job_id: str) -> list[str]:
-    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
-        return [r[0] for r in db.execute("SELECT action FROM auditentry WHERE target_id = ? AND action LIKE '%refused%'",
-                                         (job_id,))]
+    return [r["action"] for r in stack.sql("SELECT action FROM auditentry WHERE target_id = :j AND action LIKE "
+                                           "'%refused%'", j=job_id)]
 
 
 def test_approval_waits_span_runs_then_rest_and_email_decide(stack_factory, mailbox):  # noqa: F811

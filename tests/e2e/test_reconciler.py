@@ -7,7 +7,6 @@ admitted at once and runs, the approval request closed, each audited."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 
 import pytest
@@ -34,8 +33,7 @@ def trigger_reconciler(stack) -> None:
 
 
 def audit_actions(stack, job_id: str) -> list[str]:
-    with sqlite3.connect(stack.data_dir / "simpletuner.db") as db:
-        return [r[0] for r in db.execute("SELECT action FROM auditentry WHERE target_id = ? ORDER BY id", (job_id,))]
+    return [r["action"] for r in stack.sql("SELECT action FROM auditentry WHERE target_id = :j ORDER BY id", j=job_id)]
 
 
 def test_terminated_workflows_are_finished_and_their_slots_freed(stack):

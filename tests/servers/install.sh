@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test servers in tests/servers need (OpenLDAP slapd,
-# ldap-utils, openssl, Dovecot IMAP with dovecot-lda and doveadm) if any is missing. Idempotent and
+# ldap-utils, openssl, Dovecot IMAP with dovecot-lda and doveadm, PostgreSQL) if any is missing. Idempotent and
 # quick when everything is present.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 test -x /usr/sbin/dovecot || missing+=(dovecot-imapd)
 test -x /usr/lib/dovecot/dovecot-lda || missing+=(dovecot-imapd)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

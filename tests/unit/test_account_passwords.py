@@ -21,8 +21,8 @@ OLD, NEW = "Old-Passw0rd-long", "New-Passw0rd-long"
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'accounts.db'}")
+def db(tmp_path, database_url) -> Iterator[Session]:
+    engine = make_engine(database_url)
     init_db(engine)
     with open_session(engine) as s:
         yield s

@@ -14,8 +14,8 @@ from activities.capacity import admission
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}")
+def db(tmp_path, database_url) -> Iterator[Session]:
+    engine = make_engine(database_url)
     init_db(engine)
     with open_session(engine) as s:
         yield s

@@ -25,8 +25,8 @@ MIDNIGHT = datetime(2026, 3, 10, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'rules.db'}")
+def db(tmp_path, database_url) -> Iterator[Session]:
+    engine = make_engine(database_url)
     init_db(engine)
     with open_session(engine) as s:
         yield s

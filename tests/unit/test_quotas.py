@@ -27,8 +27,8 @@ IP = "10.0.0.9"
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[Session]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'quotas.db'}")
+def db(tmp_path, database_url) -> Iterator[Session]:
+    engine = make_engine(database_url)
     init_db(engine)
     with open_session(engine) as s:
         yield s

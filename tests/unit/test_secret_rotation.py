@@ -21,8 +21,8 @@ OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
 
 @pytest.fixture
-def db(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+def db(tmp_path, database_url):
+    engine = make_engine(database_url)
     init_db(engine)
     old = load_cipher(tmp_path, env={ENV_KEY: OLD})
     with session(engine) as s:
