@@ -376,6 +376,11 @@ class Stack:
                 except (ProcessLookupError, PermissionError):
                     pass
             time.sleep(0.1)
+        if self.worker_host is not None and self.temporal.running:  # its reconciler Schedule stops too
+            try:
+                self.temporal.delete_schedules(self.namespace)
+            except Exception:  # noqa: BLE001 - teardown never raises; the server may be down
+                pass
         self.client.close()
         self.anon.close()
 

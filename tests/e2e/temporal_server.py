@@ -226,6 +226,15 @@ class TemporalDevServer:
 
         return self.call(go)
 
+    def delete_schedules(self, namespace: str) -> None:
+        """Delete every Schedule of ``namespace`` (a stopped stack's reconciler would otherwise keep
+        firing every minute on the shared server for the rest of the session)."""
+        async def go(client: Any) -> None:
+            async for schedule in await client.list_schedules():
+                await client.get_schedule_handle(schedule.id).delete()
+
+        self.call(go, namespace=namespace)
+
     def ensure_namespace(self, name: str) -> None:
         """Register ``name`` unless it exists (the GPU namespace a stack's worker host would create)."""
         async def go(client: Any) -> None:
