@@ -1,8 +1,8 @@
 """Fixtures shared by every test directory: the databases the service tests run on.
 
-``database_url`` makes a test run twice, on a fresh SQLite file and on a real PostgreSQL server (one
-server and one database per test process, started on first use, every table emptied before each
-test).
+``database_url`` (and ``db``, a session on it) makes a test run twice, on a fresh SQLite file and on
+a real PostgreSQL server (one server and one database per test process, started on first use, every
+table emptied before each test).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
-from activities.db.engine import init_db, make_engine
+from activities.db.engine import init_db, make_engine, session as open_session
 from tests.servers.postgres_server import PostgresServer
 
 
@@ -53,3 +53,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("postgres_url")
     empty_postgres(url)
     return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Session]:
+    """A session on a database with the app's tables, on each backend (``database_url``)."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    with open_session(engine) as s:
+        yield s
+    engine.dispose()

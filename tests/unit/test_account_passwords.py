@@ -3,12 +3,10 @@ needs the current one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, select
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import AuditEntry, AuthSession, LoginAttempt, User
 from activities.errors import Conflict, InvalidInput, Unauthorized
 from activities.identity import logins, passwords, users
@@ -18,15 +16,6 @@ from activities.identity.users import UserCreate, UserPatch
 
 IP = "10.0.0.9"
 OLD, NEW = "Old-Passw0rd-long", "New-Passw0rd-long"
-
-
-@pytest.fixture
-def db(tmp_path, database_url) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def as_principal(user: User, *levels: str) -> Principal:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, select
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models_orgs import Quota
 from activities.db.models_queue import Admission
 from activities.capacity import admission
-
-
-@pytest.fixture
-def db(tmp_path, database_url) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def add(db: Session, job: str, user: str, priority: int = 20, team: str | None = None, level: str = "researcher"):

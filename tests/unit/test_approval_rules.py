@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import AuditEntry, Job
 from activities.errors import Conflict, InvalidInput, NotFound
 from activities.governance import approval_rules as ar
@@ -22,15 +20,6 @@ from activities.identity.principals import Principal
 ADMIN = Principal(user_id="u_admin", username="admin", levels=("admin",), permissions=frozenset())
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 MIDNIGHT = datetime(2026, 3, 10, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def db(tmp_path, database_url) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def add(db: Session, **fields: Any) -> ar.ApprovalRule:

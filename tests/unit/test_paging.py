@@ -1,32 +1,21 @@
-"""Keyset paging over a real SQLite file: pages follow each other without gaps or repeats even with
+"""Keyset paging on SQLite and PostgreSQL: pages follow each other without gaps or repeats even with
 ties on the sort time and rows added between pages; filters and totals hold; a foreign cursor is a
 422; the query plan uses the paging index, not a scan of the table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import Job
 from activities.errors import InvalidInput
 from activities.jobs.jobs import list_jobs
 from activities.paging import PageRequest, encode, positional
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def db(tmp_path, database_url) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def add_jobs(db: Session, n: int, start: int = 0, status: str = "queued") -> None:

@@ -3,13 +3,11 @@ of a submission, the scope a job is charged to, and cascades of deletions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import AuditEntry, Job, User, UserLevel
 from activities.db.models_orgs import Organization, OrgMember, Quota, Team, TeamMember
 from activities.db.models_queue import Admission
@@ -24,15 +22,6 @@ from activities.governance.quotas import QuotaBody, ScopedQuotaBody
 
 ADMIN = Principal(user_id="u_admin", username="admin", levels=("admin",), permissions=frozenset({"org.create"}))
 IP = "10.0.0.9"
-
-
-@pytest.fixture
-def db(tmp_path, database_url) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def user(db: Session, name: str, *levels: str) -> User:
