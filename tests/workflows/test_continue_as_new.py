@@ -13,7 +13,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from activities.temporal.approval_update import send_decision
-from tests.helpers import wait_until
 from tests.workflows.test_approval_gate import LEAD, ApprovalFakes, pending
 from tests.workflows.test_training_job import Fakes, finishes, record_history
 from workflows.contracts import (
