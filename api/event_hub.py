@@ -5,6 +5,10 @@ pollers. The hub polls once (while anyone listens), keeps the most recent events
 every stream when new ones arrive; each stream filters them (its owner's jobs, one job) itself. A
 stream resuming from further back than the hub remembers reads that backlog from the database first,
 then joins the hub.
+
+On PostgreSQL the hub also listens for the ``NOTIFY`` every event-writing commit sends
+(``activities.audit.trail``) and reads at once when one comes; it then polls only as a safety net,
+and falls back to polling at the usual pace while its listening connection is down.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+import psycopg
+
+from activities.audit.trail import EVENTS_CHANNEL
 from activities.jobs import events
 from activities.runtime import Database
 from api import sse
@@ -23,6 +30,8 @@ log = logging.getLogger(__name__)
 
 KEEP = 10_000  # events remembered for streams that fall behind
 BATCH = 500
+SAFETY_POLL_SECONDS = 5.0  # while PostgreSQL notifications wake the hub
+RELISTEN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,21 @@ class EventHub:
         self.live = False  # polling, and holding every event above ``floor``
         self._wake = asyncio.Condition()
         self._someone = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._nudge = asyncio.Event()  # new events may be in (a PostgreSQL notification)
+        self.listening = False  # a PostgreSQL LISTEN connection is up
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-hub")
+        self._tasks.append(asyncio.create_task(self._run(), name="event-hub"))
+        url = self._db.engine.url
+        if url.get_backend_name() == "postgresql":
+            conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._tasks.append(asyncio.create_task(self._listen(conninfo), name="event-hub-listen"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def join(self) -> None:
         self._listeners += 1
@@ -98,8 +113,32 @@ class EventHub:
                     async with self._wake:
                         self._wake.notify_all()
                 if len(rows) < BATCH:
-                    await asyncio.sleep(self._poll)
+                    await self._pause()
             self.live = False  # nobody listens: stop polling until someone does
+
+    async def _pause(self) -> None:
+        """Until the next read: a notification, or the poll interval (longer while notifications come)."""
+        try:
+            await asyncio.wait_for(self._nudge.wait(), SAFETY_POLL_SECONDS if self.listening else self._poll)
+        except asyncio.TimeoutError:
+            pass
+        self._nudge.clear()
+
+    async def _listen(self, conninfo: str) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening = True
+                    self._nudge.set()  # anything committed while it was not listening
+                    async for _ in conn.notifies():
+                        self._nudge.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is unreachable: poll at the usual pace and listen again soon
+                log.warning("event hub: listening for PostgreSQL notifications failed", exc_info=True)
+            self.listening = False
+            await asyncio.sleep(RELISTEN_SECONDS)
 
     def _add(self, rows) -> None:
         for event, owner in rows:

@@ -69,3 +69,27 @@ async def test_one_poller_for_many_listeners(tmp_path, monkeypatch):
         assert len(reads) == settled
     finally:
         await hub.stop()
+
+
+async def test_postgresql_notifications_wake_the_hub(postgres_url, monkeypatch):
+    """On PostgreSQL an event's commit wakes the hub at once (``LISTEN``/``NOTIFY``), not at its next poll."""
+    from api import event_hub
+    from tests.conftest import empty_postgres
+
+    empty_postgres(postgres_url)
+    monkeypatch.setattr(event_hub, "SAFETY_POLL_SECONDS", 600.0)
+    engine = make_engine(postgres_url)
+    db = Database(engine)
+    hub = EventHub(db, poll_seconds=600.0)  # polling alone would not see the event within the test
+    hub.start()
+    try:
+        hub.join()
+        await wait_until(lambda: hub.live and hub.listening, 20, "the hub to listen")
+        start = hub.last_id
+        await asyncio.to_thread(add_event, db, "job-pg", "ann")
+        assert await hub.wait(start, 20), "a notification woke the hub"
+        assert [e.job_id for e in hub.since(start)] == ["job-pg"]
+    finally:
+        hub.leave()
+        await hub.stop()
+        engine.dispose()
