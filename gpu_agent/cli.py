@@ -33,7 +33,8 @@ class UsageError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the agent's flags to ``parser`` (lets another CLI embed ``worker`` as a subcommand)."""
-    parser.add_argument("--orchestrator-url", help="control plane URL (env SIMPLETUNER_ORCHESTRATOR_URL)")
+    parser.add_argument("--orchestrator-url", help="control plane URL, or several API replicas comma-separated "
+                        "(tried in turn when one is down) (env SIMPLETUNER_ORCHESTRATOR_URL)")
     parser.add_argument("--worker-token", help="worker token (env SIMPLETUNER_WORKER_TOKEN)")
     parser.add_argument("--name", help="agent name (env SIMPLETUNER_WORKER_NAME; default: hostname)")
     parser.add_argument("--persistent", action="store_true", default=None,
@@ -82,8 +83,9 @@ def config_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = Non
     url = _pick(ns.orchestrator_url, env, "SIMPLETUNER_ORCHESTRATOR_URL")
     if not url:
         raise UsageError("--orchestrator-url (or SIMPLETUNER_ORCHESTRATOR_URL) is required")
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--orchestrator-url must start with http:// or https://, got {url!r}")
+    for one in url.split(","):
+        if not one.strip().startswith(("http://", "https://")):
+            raise UsageError(f"--orchestrator-url must start with http:// or https://, got {one.strip()!r}")
     token = _pick(ns.worker_token, env, "SIMPLETUNER_WORKER_TOKEN")
     if not token:
         raise UsageError("--worker-token (or SIMPLETUNER_WORKER_TOKEN) is required")

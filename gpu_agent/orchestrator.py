@@ -5,6 +5,12 @@ Every call sends ``X-Worker-Token``. Failures become typed errors so callers can
 longer needs running), ``NotFound`` (404),
 ``OrchestratorUnavailable`` (connection errors, timeouts, 5xx: retry later) and
 ``OrchestratorError`` for any other unexpected answer.
+
+The client may be given several API replicas (``--orchestrator-url A,B``). It talks to one at a time
+and moves to the next when the current one cannot be reached or answers 502/503/504: a request that
+never connected is sent to the next replica at once; one that may have reached the failed replica is
+reported ``OrchestratorUnavailable`` as before and the caller's retry goes to the next replica (every
+agent request is safe to repeat).
 """
 
 from __future__ import annotations
@@ -49,6 +55,19 @@ class OrchestratorUnavailable(OrchestratorError):
     """The API could not be reached or answered 5xx; worth retrying."""
 
 
+def split_urls(text: str) -> list[str]:
+    """``http://a:8001,http://b:8001`` -> each replica's base URL (no trailing slash)."""
+    urls = [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+    if not urls:
+        raise ValueError("no orchestrator URL")
+    return urls
+
+
+def _replayable(kwargs: dict[str, Any]) -> bool:
+    """A streamed body (an upload) can be sent once per call; the caller's retry streams it again."""
+    return not isinstance(kwargs.get("content"), AsyncIterator)
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -64,19 +83,38 @@ class OrchestratorClient:
 
     def __init__(self, base_url: str, token: str, *, verify: bool = True, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None):
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = split_urls(base_url)
+        self._current = 0
         self._client = httpx.AsyncClient(
-            base_url=self.base_url, headers={"X-Worker-Token": token}, verify=verify, transport=transport,
+            headers={"X-Worker-Token": token}, verify=verify, transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+
+    @property
+    def base_url(self) -> str:
+        """The replica requests go to now."""
+        return self.base_urls[self._current]
+
+    def _next_replica(self) -> None:
+        self._current = (self._current + 1) % len(self.base_urls)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:  # connect errors, timeouts, broken connections
-            raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        for tried in range(1, len(self.base_urls) + 1):
+            try:
+                response = await self._client.request(method, self.base_url + path, **kwargs)
+            except httpx.ConnectError as exc:  # never reached it: the next replica, at once
+                self._next_replica()
+                if tried == len(self.base_urls) or not _replayable(kwargs):
+                    raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                continue
+            except httpx.TransportError as exc:  # timeouts, broken connections: it may have acted on it
+                self._next_replica()
+                raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+            if response.status_code in (502, 503, 504):
+                self._next_replica()
+            break
         code = response.status_code
         if code < 400:
             try:

@@ -261,12 +261,13 @@ class Stack:
 
     # ---- processes
 
-    def _spawn(self, base: str, args: list[str], critical: bool = False, worker_id: str | None = None) -> Proc:
+    def _spawn(self, base: str, args: list[str], critical: bool = False, worker_id: str | None = None,
+               env: dict[str, str] | None = None) -> Proc:
         n = self._counts[base] = self._counts.get(base, 0) + 1
         name = base if n == 1 else f"{base}#{n}"
         log_path = self.logs_dir / f"{base}-{n}.log"
-        proc = Proc(name, [sys.executable, "-m", "cli.main", *args], self.env, REPO_ROOT, log_path,
-                    critical=critical, worker_id=worker_id)
+        proc = Proc(name, [sys.executable, "-m", "cli.main", *args], {**self.env, **(env or {})}, REPO_ROOT,
+                    log_path, critical=critical, worker_id=worker_id)
         self.procs.append(proc)
         return proc
 
@@ -278,11 +279,28 @@ class Stack:
             self.wait_for(self._live, timeout, f"API {self.api_url} to answer /api/cloud/health/live", watch=[api])
         return api
 
-    def _live(self) -> bool:
+    def _live(self, url: str | None = None) -> bool:
         try:
-            return self.anon.get("/api/cloud/health/live", timeout=2.0).status_code == 200
+            return self.anon.get(f"{url or self.api_url}/api/cloud/health/live", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def start_api_replica(self, port: int | None = None, timeout: float = 45.0) -> tuple[Proc, str]:
+        """Another API process on the same database, data dir and namespace, on its own port
+        (``port`` to bring a killed replica back where its clients expect it); (process, URL)."""
+        port = port or free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = self._spawn("api-replica", ["server"], critical=True, env={"SIMPLETUNER_PORT": str(port)})
+        self.wait_for(lambda: self._live(url), timeout, f"API replica {url} to answer /api/cloud/health/live",
+                      watch=[proc])
+        return proc, url
+
+    def start_worker_host_replica(self, timeout: float = 45.0) -> Proc:
+        """Another worker host on the same database and namespace (it shares the task queues)."""
+        proc = self._spawn("worker-host-replica", ["worker-host"], critical=True)
+        self.wait_for(lambda: [p for p in self._polling_since(proc.started_at) if p["identity"].startswith(f"{proc.pid}@")],
+                      timeout, "a second worker host to poll the control task queue", watch=[proc])
+        return proc
 
     def start_worker_host(self, wait: bool = True, timeout: float = 45.0) -> Proc:
         if self.worker_host is not None and self.worker_host.alive:
@@ -307,14 +325,15 @@ class Stack:
 
     def start_agent(self, token: str, name: str | None = None, persistent: bool = True,
                     gpu_count: int | None = None, extra_args: Iterable[str] = (), wait: bool | None = None,
-                    work_dir: Path | None = None, timeout: float = 45.0) -> Proc:
+                    work_dir: Path | None = None, timeout: float = 45.0, orchestrator_url: str | None = None) -> Proc:
         """Start ``cli.main worker`` with ``token``. When the token came from ``create_worker`` /
         ``rotate_token`` (and ``wait`` is not False) wait until that worker has (re)registered: status
         no longer connecting/offline and a heartbeat newer than before the start."""
         worker_id = self._tokens.get(token)
         label = name or (f"agent-{worker_id}" if worker_id else "agent")
         work_dir = work_dir or self.agents_dir / _slug(label)
-        args = ["worker", "--orchestrator-url", self.api_url, "--worker-token", token, "--work-dir", str(work_dir)]
+        args = ["worker", "--orchestrator-url", orchestrator_url or self.api_url, "--worker-token", token,
+                "--work-dir", str(work_dir)]
         if persistent:
             args.append("--persistent")
         if name:
