@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test-servers run test test-unit test-e2e bench clean
+.PHONY: install test-servers run test slow test-unit test-e2e bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ test-servers:         ## real servers the tests start: slapd and dovecot (Debian
 run: install          ## Temporal + worker host + API + a local GPU agent, in the foreground
 	$(BIN)/simpletuner dev
 
-test: install test-servers  ## the whole suite against real processes, two at a time; prints the 15 slowest
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+test: install test-servers  ## the suite against real processes, two at a time; prints the 15 slowest
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
+
+slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database); CI runs them too
+	$(BIN)/python -m pytest -q -n 2 -m slow --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
@@ -34,6 +37,7 @@ bench: install test-servers  ## benchmarks (run by hand; they print numbers)
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/approval.py
 	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf .data

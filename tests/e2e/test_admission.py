@@ -65,6 +65,7 @@ def replay(stack, max_total: int, max_user: int, team_limits: dict[str, int]) ->
     return order
 
 
+@pytest.mark.slow
 def test_two_hundred_submissions_from_twenty_users(stack):
     for i in range(5):
         _, token = stack.create_worker(f"local-{i}", {"host": "local"}, local=True)

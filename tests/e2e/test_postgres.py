@@ -36,6 +36,7 @@ def test_core_job_path_on_postgresql(pg_stack):
     test_job_lifecycle.test_job_completes_with_outputs_logs_progress_and_idempotent_replay(pg_stack)
 
 
+@pytest.mark.slow
 def test_two_hundred_submissions_on_postgresql(pg_stack):
     test_admission.test_two_hundred_submissions_from_twenty_users(pg_stack)
 
