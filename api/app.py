@@ -15,6 +15,7 @@ from activities.temporal.client import connect, ensure_search_attributes
 from api import errors
 from api.event_hub import EventHub
 from api.body_limit import BodyLimitMiddleware
+from api.json_body import JsonBodyMiddleware
 from api.routers import all_routers
 from api.routers.health import VERSION
 from api.state import AppState
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.engine.dispose()
 
     app = FastAPI(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
+    app.add_middleware(JsonBodyMiddleware)  # inside the body limit: it reads bodies the limit has let through
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from activities.errors import DomainError
+from api.json_body import MALFORMED
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        malformed = getattr(request.state, MALFORMED, None)  # api/json_body.py: judged after authentication
+        if malformed is not None:
+            return JSONResponse({"detail": f"malformed JSON body: {malformed}"}, status_code=400)
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             first = next(e for e in errors if e.get("type") == "json_invalid")
