@@ -40,7 +40,7 @@ class BulkBody(BaseModel):
 
 
 async def decide(db: Database, client: Client, principal: Principal, request_id: str,
-                 decision: Literal["approve", "reject", "cancel"], comment: str | None,
+                 decision: Literal["approve", "reject", "cancel", "expire"], comment: str | None,
                  ip: str | None, channel: Literal["rest", "queue"] = "rest") -> dict:
     """Check the caller may decide (403/409 at once), record the decision, then ask the job's workflow
     to apply it: its update handler checks the recorded decision against the database again."""
@@ -111,7 +111,7 @@ def _audit_refusal_tx(db: Database, principal: Principal, request_id: str, decis
 
 
 async def decide_many(db: Database, client: Client, principal: Principal, body: BulkBody,
-                      decision: Literal["approve", "reject"], ip: str | None) -> dict:
+                      decision: Literal["approve", "reject", "expire"], ip: str | None) -> dict:
     gate = asyncio.Semaphore(BULK_PARALLELISM)
 
     async def one(request_id: str) -> dict:

@@ -32,7 +32,7 @@ CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
 CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5), maximum_attempts=10)
-STATUS_FOR_DECISION = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}
+STATUS_FOR_DECISION = {"approve": "approved", "reject": "rejected", "cancel": "cancelled", "expire": "expired"}
 
 
 class ApprovalEnded(Exception):
@@ -148,6 +148,9 @@ class ApprovalGate:
             raise ApprovalEnded(f"rejected by {d.actor_name}" + (f": {d.comment}" if d.comment else ""))
         if status == "cancelled":
             raise ApprovalEnded(f"approval request cancelled by {d.actor_name}")
+        if status == "expired":
+            raise ApprovalEnded(f"approval request expired early by {d.actor_name}"
+                                + (f": {d.comment}" if d.comment else ""))
 
     async def _hand_over(self) -> None:
         """Stop taking decisions (each is answered "send it again", which the senders do: it reaches

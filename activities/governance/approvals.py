@@ -121,7 +121,8 @@ def refusal(session: Session, req: ApprovalRequest, user: User | None, decision:
 
     Approving or rejecting needs ``admin.approve`` (``queue.approve`` through the queue routes), never
     one's own job, and a level at least the rule's ``required_level`` unless that permission was
-    granted to the user personally. Cancelling is for the submitter or holders of ``job.cancel.all``."""
+    granted to the user personally. Cancelling is for the submitter or holders of ``job.cancel.all``.
+    Expiring early ("expire now") is for those who could approve it, their own jobs included."""
     if user is None or not user.is_active:
         return "the deciding account is unknown or disabled"
     levels = levels_of(session, user.id)
@@ -131,7 +132,7 @@ def refusal(session: Session, req: ApprovalRequest, user: User | None, decision:
         if user.id == req.user_id or "job.cancel.all" in permissions:
             return None
         return "only the submitter or someone who may cancel any job can cancel this request"
-    if user.id == req.user_id:
+    if user.id == req.user_id and decision != "expire":
         return "nobody approves or rejects their own job"
     permission = "queue.approve" if channel == "queue" else "admin.approve"
     level = max((LEVEL_PRIORITY.get(lv, 0) for lv in levels), default=0)

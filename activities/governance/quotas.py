@@ -29,7 +29,7 @@ from activities.governance.usage import QUOTA_TYPES
 
 __all__ = ["ACTIONS", "QUOTA_TYPES", "WHOLE_TYPES", "EffectiveLimit", "QuotaFinding", "QuotaBody", "ScopedQuotaBody",
            "candidates", "check_submission", "current_usage", "effective_limits", "get", "list_quotas", "set_quota",
-           "set_scoped_quota", "delete_quota", "quota_dict", "my_quotas"]
+           "set_scoped_quota", "delete_quota", "quota_dict", "my_quotas", "user_quotas", "quota_types"]
 MAX_LIMIT = 1e12
 
 
@@ -190,12 +190,32 @@ def delete_quota(session: Session, quota_id: str, actor: Principal, ip: str | No
     audit(session, actor.username, "quota.deleted", "quota", quota_id, details, ip=ip)
 
 
+TYPE_INFO = {
+    "concurrent_jobs": ("jobs admitted at once (holding a slot from admission to their end)", "jobs"),
+    "daily_jobs": ("jobs charged in the current UTC day", "jobs"),
+    "monthly_cost_usd": ("estimated, then actual, cost of the jobs charged in the current UTC month", "USD"),
+    "gpu_hours_monthly": ("GPU-hours of the jobs charged in the current UTC month", "GPU-hours"),
+}
+
+
+def quota_types() -> dict[str, Any]:
+    """What ``GET /api/quotas/types`` lists: each type, its unit and whether limits are whole numbers,
+    the actions and the scopes a quota can be set on."""
+    return {"types": [{"quota_type": t, "description": TYPE_INFO[t][0], "unit": TYPE_INFO[t][1],
+                       "whole": t in WHOLE_TYPES} for t in QUOTA_TYPES],
+            "actions": list(ACTIONS), "scopes": ["org", "team", "user", "level"]}
+
+
 def my_quotas(session: Session, principal: Principal) -> dict[str, Any]:
-    """The caller's effective limits, each with its source, action, the current usage of the
-    source's scope and what remains; plus the team and organization their jobs are charged to."""
-    team, org = orgs.job_scope(session, principal.user_id, None)
-    limits = effective_limits(session, principal.user_id, principal.levels, team.id if team else None,
-                              org.id if org else None)
+    """The caller's effective limits (``user_quotas`` of the caller)."""
+    return user_quotas(session, principal.user_id, principal.username, principal.levels)
+
+
+def user_quotas(session: Session, user_id: str, username: str, levels: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """A user's effective limits, each with its source, action, the current usage of the source's
+    scope and what remains; plus the team and organization their jobs are charged to."""
+    team, org = orgs.job_scope(session, user_id, None)
+    limits = effective_limits(session, user_id, tuple(levels), team.id if team else None, org.id if org else None)
     out = []
     for quota_type in QUOTA_TYPES:
         if quota_type not in limits:
@@ -205,5 +225,5 @@ def my_quotas(session: Session, principal: Principal) -> dict[str, Any]:
         out.append({"quota_type": quota_type, "limit": limit.limit, "action": limit.action, "source": limit.source,
                     "scope": limit.scope, "quota_id": limit.quota_id, "usage": used,
                     "remaining": number(quota_type, max(0.0, round(limit.limit - used, 4)))})
-    return {"user_id": principal.user_id, "username": principal.username, "levels": list(principal.levels),
+    return {"user_id": user_id, "username": username, "levels": list(levels),
             "team": team.slug if team else None, "org": org.slug if org else None, "limits": out}

@@ -15,7 +15,9 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from activities.identity import orgs
 
 from activities.governance import quotas
-from activities.identity.principals import Principal
+from activities.db.models import User
+from activities.errors import Forbidden, NotFound
+from activities.identity.principals import Principal, levels_of
 from activities.governance.quotas import QuotaBody, ScopedQuotaBody
 from activities.capacity.admission_signals import pass_and_notify
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
@@ -84,6 +86,23 @@ def set_scoped_quota(body: ScopedQuotaBody, session: SessionDep, principal: Conf
 @router.get("/api/quotas/me")
 def my_quotas(session: SessionDep, principal: PrincipalDep) -> dict:
     return quotas.my_quotas(session, principal)
+
+
+@router.get("/api/quotas/types")
+def quota_types(_: PrincipalDep) -> dict:
+    return quotas.quota_types()
+
+
+@router.get("/api/quotas/user/{user_id}")
+def user_quotas(user_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
+    """Another user's effective limits and usage: for themselves, and for ``admin.users`` or
+    ``admin.config`` holders (403 for anyone else, as for the account itself)."""
+    if user_id != principal.user_id and not (principal.has("admin.users") or principal.has("admin.config")):
+        raise Forbidden("only the user themselves or an administrator may see another user's quotas")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id!r} not found")
+    return quotas.user_quotas(session, user.id, user.username, levels_of(session, user.id))
 
 
 @router.delete("/api/quotas/{quota_id}")

@@ -545,6 +545,16 @@ class Stack:
         finally:
             engine.dispose()
 
+    def sql_write(self, statement: str, **params: Any) -> int:
+        """Run one writing statement on the stack's database (to stage a state a test needs); rows changed."""
+        from sqlalchemy import create_engine, text
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as conn:
+                return conn.execute(text(statement), params).rowcount
+        finally:
+            engine.dispose()
+
     @staticmethod
     def tiny_config() -> dict[str, Any]:
         """tiny-numpy's PUT body, ``{config_dir}`` resolved (as the config-dir loader does)."""

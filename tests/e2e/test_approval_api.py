@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from tests.e2e.test_users_and_auth import audit_rows, bearer_for, make_user
@@ -113,3 +115,51 @@ def test_queue_routes_decide_with_queue_approve_and_the_audit_log_needs_admin_au
     entries = stack.expect(lena.get("/api/audit", params={"action": "approval.granted"}), 200)
     assert entries["total"] >= 1 and entries["entries"][0]["target_id"] == a["id"]
     assert entries["entries"][0]["details"]["channel"] == "queue"
+
+
+def test_my_approvals_and_expire_now(gated):
+    """``GET /api/approvals/me`` for a submitter and an approver; ``POST /api/approvals/expire`` ends
+    the listed requests at once and, without a body, the ones whose time is up."""
+    stack = gated
+    rae, lena = bearer_for(stack, "rae"), bearer_for(stack, "lena")
+    a, b, c = pending(stack, rae), pending(stack, rae), pending(stack, rae)
+    mine = stack.expect(rae.get("/api/approvals/me", params={"limit": 2}), 200)
+    assert (mine["username"], mine["can_approve"], mine["my_pending"], mine["total"]) == ("rae", False, 3, 3)
+    assert len(mine["requests"]) == 2 and mine["next_cursor"]
+    rest = stack.expect(rae.get("/api/approvals/me", params={"limit": 2, "cursor": mine["next_cursor"]}), 200)
+    assert {r["id"] for r in mine["requests"] + rest["requests"]} == {a["id"], b["id"], c["id"]}
+    lead = stack.expect(lena.get("/api/approvals/me"), 200)
+    assert (lead["can_approve"], lead["awaiting_my_decision"], lead["total"]) == (True, 3, 0)
+
+    assert rae.post("/api/approvals/expire", json={"request_ids": [a["id"]]}).status_code == 403
+    done = stack.expect(lena.post("/api/approvals/expire", json={"request_ids": [a["id"]], "comment": "stale"}), 200)
+    assert (done["succeeded"], done["failed"]) == (1, 0), done
+    job = stack.wait_job(a["job_id"], "cancelled", timeout=30)
+    assert "expired early by lena: stale" in (job.get("error") or job.get("status_message") or str(job)), job
+    assert stack.expect(rae.get(f"/api/approvals/requests/{a['id']}"), 200)["status"] == "expired"
+
+    # A request whose time is up but still pending (its workflow's timer left it behind):
+    assert stack.sql_write("UPDATE approvalrequest SET expires_at = :t WHERE id = :i",
+                           t=datetime(2020, 1, 1, tzinfo=timezone.utc), i=b["id"]) == 1
+    swept = stack.expect(lena.post("/api/approvals/expire"), 200)
+    assert [r["request_id"] for r in swept["results"] if r["ok"]] == [b["id"]], swept
+    stack.wait_job(b["job_id"], "cancelled", timeout=30)
+    assert stack.expect(lena.get("/api/approvals/me"), 200)["awaiting_my_decision"] == 1  # c only
+    assert stack.expect(lena.post("/api/approvals/expire"), 200) == {"results": [], "succeeded": 0, "failed": 0}
+
+
+def test_quota_types_and_a_users_quotas(gated):
+    stack = gated
+    rae, ray = bearer_for(stack, "rae"), bearer_for(stack, "ray")
+    types = stack.expect(rae.get("/api/quotas/types"), 200)
+    assert [t["quota_type"] for t in types["types"]] == ["concurrent_jobs", "daily_jobs", "monthly_cost_usd",
+                                                         "gpu_hours_monthly"]
+    assert set(types["actions"]) == {"warn", "block", "notify"}
+    rae_id = stack.expect(rae.get("/api/users/me"), 200)["id"]
+    stack.expect(stack.client.post("/api/quotas", json={"scope": "user", "user_id": rae_id,
+                                                        "quota_type": "daily_jobs", "limit": 7}), 201)
+    seen = stack.expect(stack.client.get(f"/api/quotas/user/{rae_id}"), 200)
+    assert seen["username"] == "rae" and [(q["quota_type"], q["limit"]) for q in seen["limits"]] == [("daily_jobs", 7)]
+    assert stack.expect(rae.get(f"/api/quotas/user/{rae_id}"), 200) == stack.expect(rae.get("/api/quotas/me"), 200)
+    assert ray.get(f"/api/quotas/user/{rae_id}").status_code == 403
+    assert stack.client.get("/api/quotas/user/nobody").status_code == 404

@@ -154,6 +154,10 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/quotas"): "admin.config",
     ("POST", "/api/quotas"): "admin.config",
     ("GET", "/api/quotas/me"): "any",
+    ("GET", "/api/quotas/types"): "any",
+    ("GET", "/api/quotas/user/{user_id}"): "self-or-admin",
+    ("GET", "/api/approvals/me"): "any",
+    ("POST", "/api/approvals/expire"): "admin.approve",
     ("DELETE", "/api/quotas/{quota_id}"): "admin.config",
 }
 CALLERS = ("anonymous", "viewer", "researcher", "lead", "admin", "worker", "revoked")

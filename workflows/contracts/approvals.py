@@ -41,7 +41,7 @@ class ApprovalDecision(BaseModel):
     Histories recorded before that check carried the approver's level and permissions here too;
     ``extra="allow"`` keeps them readable for those replays (see ``workflows/legacy_approval.py``)."""
     model_config = ConfigDict(extra="allow")
-    decision: Literal["approve", "reject", "cancel"]
+    decision: Literal["approve", "reject", "cancel", "expire"]  # expire: an approver's "expire now"
     actor_id: str
     actor_name: str
     channel: Literal["rest", "queue", "email"] = "rest"
