@@ -1,10 +1,12 @@
 """Request bodies as the guides send them, and authentication before the body is judged.
 
 1. ``curl -d '{…}'`` without ``-H 'Content-Type: application/json'`` sends curl's default form type.
-   For a request authenticated by a token (``Authorization``, ``X-API-Key`` or an agent's
-   ``X-Worker-Token``) whose body is a JSON document, the body is read as JSON. A browser session
-   (cookie) gets no such help: its writes must be JSON with the CSRF header, so a cross-site form
-   post can never pass for one.
+   Such a body that is a JSON document is read as JSON when the request carries a token
+   (``Authorization``, ``X-API-Key`` or an agent's ``X-Worker-Token``) or does not come from a
+   browser at all (no cookie, no ``Origin``, no ``Sec-Fetch-*``: browsers send those with every
+   cross-site post, scripts and curl send none; this covers single-user mode's callers without a
+   key). A browser gets no such help: its writes must be JSON (with the CSRF header for a session),
+   so a cross-site form post can never pass for one.
 2. FastAPI parses a JSON body before it runs the route's dependencies, so a malformed body was
    answered 400 even to a caller without credentials. Here a malformed JSON body is replaced by a
    value no body model accepts and marked in the request state: the dependencies (authentication,
@@ -21,6 +23,7 @@ MALFORMED = "malformed_json"  # request.state key: the parser's message
 _SENTINEL = b'"\\u0000malformed JSON body"'  # a JSON string: no body model (all objects) accepts it
 _FORM = b"application/x-www-form-urlencoded"
 _TOKEN_HEADERS = (b"authorization", b"x-api-key", b"x-worker-token")
+_BROWSER_HEADERS = (b"cookie", b"origin")
 _WITH_BODY = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -40,9 +43,10 @@ class JsonBodyMiddleware:
         headers = [(k.lower(), v) for k, v in scope["headers"]]
         names = {k for k, _ in headers}
         content_type = next((v for k, v in headers if k == b"content-type"), None)
-        by_token = any(h in names for h in _TOKEN_HEADERS)
+        browser = any(h in names for h in _BROWSER_HEADERS) or any(h.startswith(b"sec-fetch-") for h in names)
+        scripted = any(h in names for h in _TOKEN_HEADERS) or not browser
         as_form = content_type is None or content_type.split(b";", 1)[0].strip().lower() == _FORM
-        if not ((by_token and as_form) or (content_type is not None and _is_json_type(content_type))):
+        if not ((scripted and as_form) or (content_type is not None and _is_json_type(content_type))):
             return await self.app(scope, receive, send)
 
         body, more, messages = b"", True, []
@@ -58,7 +62,7 @@ class JsonBodyMiddleware:
 
         state = scope.setdefault("state", {})
         if body.strip():
-            if by_token and as_form and body.lstrip()[:1] not in (b"{", b"["):
+            if scripted and as_form and body.lstrip()[:1] not in (b"{", b"["):
                 return await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
             try:
                 json.loads(body)

@@ -8,6 +8,7 @@ read-only channel ``config-email``.
 from __future__ import annotations
 
 import hashlib
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -86,7 +87,16 @@ def list_all(session: Session) -> list[NotificationChannel]:
     return list(session.exec(select(NotificationChannel).order_by(NotificationChannel.created_at)))
 
 
-def _apply(ch: NotificationChannel, fields: dict[str, Any], cipher: CredentialCipher) -> None:
+def default_from(settings: Settings) -> str:
+    """The sender an e-mail channel uses when it names none and its SMTP login is no address: the
+    installation's ``notifications.email.from_address``, else ``simpletuner@<this host's name>``."""
+    if settings.notifications.email is not None:
+        return settings.notifications.email.from_address
+    return f"simpletuner@{socket.getfqdn() or 'localhost'}"
+
+
+def _apply(ch: NotificationChannel, fields: dict[str, Any], cipher: CredentialCipher,
+           default_sender: str | None = None) -> None:
     for key, value in fields.items():
         if key in _SECRET_FIELDS:
             setattr(ch, f"{key}_encrypted", cipher.encrypt(value) if value else None)
@@ -99,7 +109,8 @@ def _apply(ch: NotificationChannel, fields: dict[str, Any], cipher: CredentialCi
     ch.smtp_port = ch.smtp_port or (465 if ch.smtp_use_ssl else 587)
     if ch.imap_host:
         ch.imap_port = ch.imap_port or (993 if ch.imap_use_ssl else 143)
-    ch.from_address = ch.from_address or ch.smtp_username
+    login = ch.smtp_username if ch.smtp_username and "@" in ch.smtp_username else None
+    ch.from_address = ch.from_address or login or default_sender
     if not ch.from_address or "@" not in ch.from_address:
         raise InvalidInput("from_address is required (an e-mail address) unless smtp_username is one")
     ch.updated_at = utcnow()
@@ -112,10 +123,10 @@ def _unique_name(session: Session, name: str, except_id: str | None = None) -> N
 
 
 def create(session: Session, body: ChannelCreate, cipher: CredentialCipher, actor: Principal,
-           ip: str | None) -> NotificationChannel:
+           ip: str | None, default_sender: str | None = None) -> NotificationChannel:
     _unique_name(session, body.name)
     ch = NotificationChannel(id=new_id("ch"), name=body.name, channel_type=body.channel_type)
-    _apply(ch, body.model_dump(exclude_unset=True), cipher)
+    _apply(ch, body.model_dump(exclude_unset=True), cipher, default_sender)
     session.add(ch)
     audit(session, actor.username, "notification_channel.created", "notification_channel", ch.id,
           {"name": ch.name, "channel_type": ch.channel_type}, ip=ip)
@@ -123,14 +134,14 @@ def create(session: Session, body: ChannelCreate, cipher: CredentialCipher, acto
 
 
 def update(session: Session, channel_id: str, body: ChannelFields, cipher: CredentialCipher, actor: Principal,
-           ip: str | None) -> NotificationChannel:
+           ip: str | None, default_sender: str | None = None) -> NotificationChannel:
     ch = get(session, channel_id)
     if ch.source == "config":
         raise Conflict(f"channel {ch.name!r} comes from the config file; change it there")
     fields = body.model_dump(exclude_unset=True)
     if fields.get("name"):
         _unique_name(session, fields["name"], except_id=ch.id)
-    _apply(ch, fields, cipher)
+    _apply(ch, fields, cipher, default_sender)
     session.add(ch)
     audit(session, actor.username, "notification_channel.updated", "notification_channel", ch.id,
           {k: ("***" if k in _SECRET_FIELDS else v) for k, v in fields.items()}, ip=ip)

@@ -70,12 +70,12 @@ def _shown(component: dict, details: bool) -> dict:
     return shown
 
 
-@router.get("/live")
+@router.api_route("/live", methods=["GET", "HEAD"])
 def live() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.api_route("/ready", methods=["GET", "HEAD"])
 async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     failing = [_shown(c, details) for c in (db, temporal) if c["status"] != "healthy"]
@@ -85,7 +85,7 @@ async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("")
+@router.api_route("", methods=["GET", "HEAD"])
 async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     online, total = db.pop("_agents", (0, 0))

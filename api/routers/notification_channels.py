@@ -76,7 +76,8 @@ def list_channels(session: SessionDep, _: ConfigAdminDep) -> dict:
 async def create_channel(body: ChannelCreate, state: StateDep, principal: ConfigAdminDep, request: Request) -> dict:
     def create() -> dict:
         with state.db.session() as session:
-            ch = channels.create(session, body, credential_crypto.current(), principal, client_ip(request))
+            ch = channels.create(session, body, credential_crypto.current(), principal, client_ip(request),
+                                 channels.default_from(state.settings))
             session.commit()
             return channels.to_dict(ch)
     result = await asyncio.to_thread(create)
@@ -94,7 +95,8 @@ async def patch_channel(channel_id: str, body: ChannelFields, state: StateDep, p
                         request: Request) -> dict:
     def update() -> dict:
         with state.db.session() as session:
-            ch = channels.update(session, channel_id, body, credential_crypto.current(), principal, client_ip(request))
+            ch = channels.update(session, channel_id, body, credential_crypto.current(), principal, client_ip(request),
+                                 channels.default_from(state.settings))
             session.commit()
             return channels.to_dict(ch)
     result = await asyncio.to_thread(update)

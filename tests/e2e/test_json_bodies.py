@@ -70,3 +70,16 @@ def test_authentication_comes_before_the_body(api: Stack, headers):
     assert admin.status_code in (400, 422) and "json" in detail_text(admin).lower(), admin.text
     if headers:  # a JSON body (declared or by curl's default type) that does not parse: 400 naming it
         assert admin.status_code == 400 and detail_text(admin).startswith("malformed json body"), admin.text
+
+
+def test_scripts_without_a_key_are_read_as_json_but_browsers_are_not(api: Stack):
+    make_user(api, "kim", "researcher")
+    body = '{"username": "kim", "password": "Sturdy-Passw0rd-9"}'
+    code, text = curl(f"{api.api_url}/api/auth/login", "-X", "POST", "-d", body)  # single-user scripts send no key
+    assert code == 200, text
+    cross_site = httpx.post(f"{api.api_url}/api/auth/login", content=body.encode(),
+                            headers={**FORM, "Origin": "https://evil.example"})
+    assert cross_site.status_code == 422, cross_site.text
+    fetched = httpx.post(f"{api.api_url}/api/auth/login", content=body.encode(),
+                         headers={**FORM, "Sec-Fetch-Site": "cross-site"})
+    assert fetched.status_code == 422, fetched.text

@@ -51,7 +51,6 @@ def test_channel_crud_secrets_and_test_message(stack, sink):
     ({"channel_type": "email", "name": "x", "smtp_host": "h", "from_address": "a@b.c", "smtp_use_tls": True,
       "smtp_use_ssl": True}, "exclude each other"),
     ({"channel_type": "email", "name": "x", "smtp_host": "h", "from_address": "nope"}, "from_address"),
-    ({"channel_type": "email", "name": "x", "smtp_host": "h"}, "from_address is required"),
     ({"channel_type": "email", "name": "x", "smtp_host": "h", "from_address": "a@b.c", "smtp_port": 0}, "smtp_port"),
     ({"channel_type": "email", "name": "x", "smtp_host": "h", "from_address": "a@b.c", "imap_host": "i"},
      "imap_username"),
@@ -79,3 +78,22 @@ def test_config_file_channel_is_mirrored_read_only(stack_factory, sink):
     assert stack.client.delete(f"{CHANNELS}/{channel_id}").status_code == 409
     stack.expect(stack.client.post(f"{CHANNELS}/{channel_id}/test", json={"to": "cfg-test@corp.test"}), 200)
     sink.wait_for(lambda r: "cfg-test@corp.test" in r[1], timeout=10)
+    # A channel naming no sender sends as the installation's notifications.email.from_address.
+    bare = stack.expect(stack.client.post(CHANNELS, json={"channel_type": "email", "name": "bare",
+                                                          "smtp_host": "smtp.corp.test", "smtp_use_tls": True}), 201)
+    assert bare["from_address"] == "cfg@corp.test"
+
+
+def test_a_channel_without_a_sender_gets_one(shared_stack):
+    """No from_address, no address as SMTP login, no installation setting: simpletuner@<this host>."""
+    stack = shared_stack
+    made = stack.expect(stack.client.post(CHANNELS, json={"channel_type": "email", "name": "Primary Email",
+                                                          "smtp_host": "smtp.corp.test", "smtp_port": 587,
+                                                          "smtp_use_tls": True}), 201)
+    try:
+        assert made["from_address"].startswith("simpletuner@") and "@" not in made["from_address"][12:]
+        login = stack.expect(stack.client.patch(f"{CHANNELS}/{made['id']}", json={"smtp_username": "ops@corp.test"}),
+                             200)
+        assert login["from_address"] == made["from_address"]  # chosen once, kept
+    finally:
+        stack.expect(stack.client.delete(f"{CHANNELS}/{made['id']}"), 200)
