@@ -44,7 +44,8 @@ def queue(session: SessionDep, principal: PrincipalDep, page: PageDep) -> dict:
 @router.get("/me")
 def my_queue(session: SessionDep, principal: PrincipalDep) -> dict:
     mine = queue_view.snapshot(session, principal.user_id)
-    return {**mine, "waiting_count": len(mine["waiting"]), "running_count": len(mine["running"])}
+    return {**mine, "waiting_count": len(mine["waiting"]), "running_count": len(mine["running"]),
+            "waiting_for_agent_count": len(mine["waiting_for_agent"])}
 
 
 @router.get("/stats")

@@ -133,7 +133,7 @@ def test_restarts_while_jobs_wait_leak_no_slot(stack):
     assert stack.expect(stack.client.get("/api/queue"), 200)["waiting"][0]["job_id"] == last
     assert rae.post(f"/api/queue/{last}/priority", json={"priority": 900}).status_code == 403
     mine = stack.expect(rae.get("/api/queue/me"), 200)
-    assert (mine["waiting_count"], mine["running_count"]) == (5, 1)
+    assert (mine["waiting_count"], mine["running_count"] + mine["waiting_for_agent_count"]) == (5, 1)
     for proc in (stack.worker_host, stack.api):
         proc.kill()
         proc.wait_exit(10)
@@ -159,7 +159,13 @@ def test_queue_stats_show_other_users_only_to_those_who_see_all_jobs(stack):
     stack.expect(rae.post("/api/queue/submit", json={"config_name": "stat-cfg", "target": "local"}), 201)
     everyone = stack.wait_for(lambda: stack.client.get("/api/queue/stats").json(), 30, "rae's job to wait",
                               until=lambda s: s["waiting"] == 1)
-    assert (everyone["running"], everyone["running_by_user"]) == (1, {"admin": 1}), everyone
+    assert (everyone["running"], everyone["running_by_user"], everyone["waiting_for_agent"]) == (
+        1, {"admin": 1}, 1), everyone
+    line = stack.expect(stack.client.get("/api/queue"), 200)  # admitted, but no agent has it: not "running"
+    assert line["running"] == [] and [e["state"] for e in line["waiting_for_agent"]] == ["waiting_for_agent"]
+    assert line["waiting_for_agent"][0]["reason"], line
+    admin_job = line["waiting_for_agent"][0]["job_id"]
+    assert stack.expect(stack.client.get(f"/api/queue/position/{admin_job}"), 200)["state"] == "waiting_for_agent"
     assert stack.expect(lea.get("/api/queue/stats"), 200) == everyone  # job.view.all: everyone's counts
     own = stack.expect(rae.get("/api/queue/stats"), 200)  # the others' counts are not rae's business
     assert (own["running"], own["waiting"], own["running_by_user"], own["max_concurrent"]) == (0, 1, {}, 1), own
