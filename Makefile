@@ -19,7 +19,7 @@ test-servers:         ## real servers the tests start: slapd and dovecot (Debian
 	bash tests/servers/install_node.sh
 
 run: install          ## Temporal + worker host + API + a local GPU agent, in the foreground
-	$(BIN)/simpletuner dev
+	exec env SIMPLETUNER_DEV_PARENT_PID=$$PPID $(BIN)/simpletuner dev  # make's pid: see cli/dev.py
 
 test: install test-servers  ## the suite against real processes, two at a time; prints the 15 slowest
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15

@@ -3,6 +3,17 @@
 Starts the Temporal dev server (SQLite file and Web UI), the worker host, the API and one local
 GPU agent, all under the data directory (default ``.data/``). The demo config comes from
 ``examples/configs`` unless SIMPLETUNER_CONFIG_DIR says otherwise.
+
+SIGINT or SIGTERM stops everything it started within ``STOP_SECONDS``: each process group gets
+SIGTERM at once (the agent gives its running job ``AGENT_GRACE`` seconds), what is left gets
+SIGKILL, then any training process still running in the agent's directory. The local agent's
+token reaches it through its environment (readable only by its user), never its command line.
+
+``make run`` starts it with ``SIMPLETUNER_DEV_PARENT_PID`` set to make's pid: make passes SIGTERM
+on to its recipe but not SIGINT (it expects the terminal to have sent that to the whole group), so
+a ``kill -INT`` of make alone is noticed here through make's signal dispositions: make resets its
+SIGINT/SIGTERM handler to the default when it receives one, and the stack stops; it also stops when
+make is gone.
 """
 
 from __future__ import annotations
@@ -20,11 +31,15 @@ import httpx
 
 from activities.runtime import configure_logging
 from activities.settings import load_settings
+from cli.proc_scan import processes_under
 from cli.temporal_dev import dev_server_argv, temporal_binary
 
 log = logging.getLogger("simpletuner.dev")
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_AGENT = "local-agent"
+STOP_SECONDS = 8.0
+AGENT_GRACE = "3"
+_WATCHED = (signal.SIGINT, signal.SIGTERM)
 
 
 class Stack:
@@ -43,22 +58,69 @@ class Stack:
     def dead(self) -> list[tuple[str, int]]:
         return [(name, p.returncode) for name, p in self.procs if p.poll() is not None]
 
-    def stop(self) -> None:
+    def stop(self, agent_dir: Path | None = None) -> None:
+        """SIGTERM to every process group at once, SIGKILL after ``STOP_SECONDS``, then any training
+        process left in ``agent_dir``."""
+        for _, proc in reversed(self.procs):
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
         for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    log.warning("%s did not stop in 15 s; killing it", name)
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s; killing it", name, STOP_SECONDS)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # anything left in its group
             log.info("stopped %s", name)
+        if agent_dir is not None:
+            for pid in processes_under(agent_dir):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
-def _wait(what: str, check, stack: Stack, timeout: float = 60.0) -> None:
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ParentWatch:
+    """Whether the process that started us (``make run``) was told to stop or is gone."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.caught = self._caught() if pid else set()
+
+    def _caught(self) -> set[int] | None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("SigCgt:"):
+                    mask = int(line.split()[1], 16)
+                    return {sig for sig in _WATCHED if mask & (1 << (sig - 1))}
+        except (OSError, ValueError):
+            return None
+        return set()
+
+    def stopped(self) -> bool:
+        if not self.pid:
+            return False
+        now = self._caught()
+        return now is None or bool(self.caught - now)  # gone, or a handler it had was reset by its signal
+
+
+class Interrupted(Exception):
+    """A stop signal came while the stack was starting."""
+
+
+def _wait(what: str, check, stack: Stack, interrupted=lambda: False, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if interrupted():
+            raise Interrupted()
         if stack.dead():
             raise RuntimeError(f"{stack.dead()[0][0]} exited while waiting for {what}; see {stack.data_dir}/logs")
         try:
@@ -108,30 +170,36 @@ def main(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    parent = ParentWatch(int(env["SIMPLETUNER_DEV_PARENT_PID"]) if env.get("SIMPLETUNER_DEV_PARENT_PID", "").isdigit()
+                         else None)
+    ui_port = int(env.get("SIMPLETUNER_TEMPORAL_UI_PORT") or 8233)
+    agent_dir = data_dir / "agent"
+    should_stop = lambda: stopping or parent.stopped()  # noqa: E731
     python = sys.executable
     try:
         namespaces = (settings.temporal.namespace, settings.temporal.gpu_namespace)
-        stack.start("temporal", dev_server_argv(data_dir / "temporal.db", int(port), 8233, ip=host or "127.0.0.1",
+        stack.start("temporal", dev_server_argv(data_dir / "temporal.db", int(port), ui_port, ip=host or "127.0.0.1",
                                                 namespaces=namespaces), env)
         _wait("Temporal", lambda: subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address",
                                                   settings.temporal.address], capture_output=True).returncode == 0,
-              stack)
+              stack, should_stop)
         stack.start("worker-host", [python, "-m", "cli.main", "worker-host"], env)
         stack.start("api", [python, "-m", "cli.main", "server"], env)
-        _wait("the API", lambda: httpx.get(f"{api_url}/api/cloud/health/live", timeout=2).status_code == 200, stack)
+        _wait("the API", lambda: httpx.get(f"{api_url}/api/cloud/health/live", timeout=2).status_code == 200, stack,
+              should_stop)
         token = settings.admin_token or (data_dir / "admin.token").read_text().strip()
         with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
             agent_token = _local_agent_token(api, data_dir)
             configs = [c["name"] for c in api.get("/api/configs").raise_for_status().json()["configs"]]
         if not args.no_agent:
             stack.start("agent", [python, "-m", "cli.main", "worker", "--orchestrator-url", api_url,
-                                  "--worker-token", agent_token, "--name", LOCAL_AGENT, "--persistent",
-                                  "--work-dir", str(data_dir / "agent")], env)
+                                  "--name", LOCAL_AGENT, "--persistent", "--shutdown-grace", AGENT_GRACE,
+                                  "--work-dir", str(agent_dir)], {**env, "SIMPLETUNER_WORKER_TOKEN": agent_token})
         token_hint = ("$SIMPLETUNER_ADMIN_TOKEN" if settings.admin_token else f"$(cat {data_dir / 'admin.token'})")
         sys.stdout.write(f"""
 SimpleTuner control plane is up.
   API:              {api_url}   (docs: {api_url}/docs)
-  Temporal Web UI:  http://{host}:8233
+  Temporal Web UI:  http://{host}:{ui_port}
   Admin API key:    {'SIMPLETUNER_ADMIN_TOKEN' if settings.admin_token else data_dir / 'admin.token'}
   Configs:          {', '.join(configs) or '(none)'}
   Logs:             {data_dir / 'logs'}
@@ -145,16 +213,18 @@ Try:
 Ctrl-C stops everything.
 """)
         sys.stdout.flush()
-        while not stopping:
+        while not should_stop():
             dead = stack.dead()
             if dead:
                 log.error("%s exited with code %s; stopping the stack (see %s)", dead[0][0], dead[0][1],
                           data_dir / "logs")
                 return 1
-            time.sleep(0.5)
+            time.sleep(0.25)
+        return 0
+    except Interrupted:
         return 0
     except RuntimeError as exc:
         log.error("%s", exc)
         return 1
     finally:
-        stack.stop()
+        stack.stop(agent_dir)

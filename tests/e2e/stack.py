@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from cli.proc_scan import pid_alive, processes_under  # noqa: F401  (pid_alive: used by tests through here)
 from tests.e2e.temporal_server import REPO_ROOT, TemporalDevServer, free_port, tail
 
 CONFIG_DIR = REPO_ROOT / "examples" / "configs"
@@ -137,49 +138,6 @@ class Proc:
 
 
 # ---- /proc helpers ---------------------------------------------------------------------------
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[0]
-
-
-def pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    return _proc_state(pid) not in (None, "Z", "X")
-
-
-def processes_under(directory: Path, must_contain: str | None = None) -> list[int]:
-    """Live (non-zombie) processes whose cwd, or an argument, is inside ``directory``; with
-    ``must_contain``, only those whose path below ``directory`` has that component."""
-    root = str(directory.resolve())
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        pid = int(entry)
-        paths = []
-        try:
-            paths.append(os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)"))
-        except OSError:
-            pass
-        try:
-            paths += [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-                      if a.startswith(root)]
-        except OSError:
-            pass
-        for path in paths:
-            if path != root and not path.startswith(root + os.sep):
-                continue
-            parts = Path(path[len(root):].lstrip(os.sep)).parts
-            if must_contain is None or must_contain in parts:
-                if _proc_state(pid) not in (None, "Z", "X"):
-                    found.append(pid)
-                break
-    return sorted(found)
-
 
 # ---- the stack -------------------------------------------------------------------------------
 
