@@ -597,6 +597,17 @@ class Stack:
 
         return self.temporal.call(go, namespace=self.namespace)
 
+    def workflow_details(self, job_id: str) -> str:
+        """The job workflow's current details, as the Temporal Web UI shows them."""
+        async def go(client: Any) -> str:
+            from temporalio.api.sdk.v1 import WorkflowMetadata
+
+            meta = await client.get_workflow_handle(job_id).query("__temporal_workflow_metadata",
+                                                                  result_type=WorkflowMetadata)
+            return meta.current_details
+
+        return self.temporal.call(go, namespace=self.namespace)
+
     def workflow_status(self, job_id: str) -> str:
         """The Temporal workflow's execution status name (``RUNNING``, ``COMPLETED``, ...)."""
         return self.temporal.describe_workflow(job_id, namespace=self.namespace).status.name

@@ -166,6 +166,11 @@ def test_queue_stats_show_other_users_only_to_those_who_see_all_jobs(stack):
     assert line["waiting_for_agent"][0]["reason"], line
     admin_job = line["waiting_for_agent"][0]["job_id"]
     assert stack.expect(stack.client.get(f"/api/queue/position/{admin_job}"), 200)["state"] == "waiting_for_agent"
+    details = stack.workflow_details(admin_job)  # the Web UI's view: status and why it waits
+    assert "**queued**" in details and "waiting: " in details, details
+    rae_job = line["waiting"][0]["job_id"]
+    details = stack.workflow_details(rae_job)
+    assert "max_concurrent" in details and "waiting: " in details, details
     assert stack.expect(lea.get("/api/queue/stats"), 200) == everyone  # job.view.all: everyone's counts
     own = stack.expect(rae.get("/api/queue/stats"), 200)  # the others' counts are not rae's business
     assert (own["running"], own["waiting"], own["running_by_user"], own["max_concurrent"]) == (0, 1, {}, 1), own
