@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from activities.runtime import load_config_dir, open_database
 from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensure_service_identity
@@ -60,7 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.event_hub.stop()
             db.engine.dispose()
 
-    app = FastAPI(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the API itself, not a CDN.
+    app = FastAPIOffline(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
     app.add_middleware(JsonBodyMiddleware)  # inside the body limit: it reads bodies the limit has let through
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
