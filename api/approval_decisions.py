@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.request_body import RequestBody
 from activities.errors import Conflict, DomainError, Forbidden, NotFound
 from activities.runtime import Database
 from activities.governance import approvals
@@ -27,13 +28,13 @@ from workflows.contracts import ERR_APPROVAL_FORBIDDEN, ApprovalDecision
 BULK_PARALLELISM = 8
 
 
-class DecisionBody(BaseModel):
+class DecisionBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     comment: str | None = Field(None, max_length=2000)
     reason: str | None = Field(None, max_length=2000)  # accepted as a synonym of comment on reject
 
 
-class BulkBody(BaseModel):
+class BulkBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     request_ids: list[str] = Field(min_length=1, max_length=200)
     comment: str | None = Field(None, max_length=2000)

@@ -9,6 +9,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from activities.errors import InvalidInput
+
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
@@ -49,8 +51,14 @@ async def tail(request: Request, fetch: Callable[[int], Awaitable[tuple[list[tup
         await asyncio.sleep(POLL_SECONDS)
 
 
+MAX_EVENT_ID = 2**53  # ids the API hands out stay far below; larger ones are not ours
+
+
 def last_event_id(request: Request, query_value: int | None) -> int:
+    """Where a stream resumes: the ``Last-Event-ID`` header (an id this API sent), else the query."""
     header = request.headers.get("last-event-id", "").strip()
     if header.isdigit():
+        if int(header) > MAX_EVENT_ID:
+            raise InvalidInput(f"Last-Event-ID must be an event id (at most {MAX_EVENT_ID})")
         return int(header)
     return query_value or 0

@@ -8,13 +8,14 @@ import json
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from sqlalchemy.exc import IntegrityError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.request_body import RequestBody
 from activities.errors import Unavailable
 from activities.governance import policy
 from activities.identity.principals import Principal
@@ -26,7 +27,7 @@ from workflows.contracts import (
 )
 
 
-class SubmitBody(BaseModel):
+class SubmitBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     config_name: str = Field(min_length=1, max_length=128)
     target: Literal["worker", "local", "auto"] = "auto"

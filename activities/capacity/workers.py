@@ -10,9 +10,10 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.paging import Page, PageRequest, keyset
 from activities.db.models import Worker, utcnow
 from activities.errors import Conflict, NotFound, Unauthorized
@@ -24,7 +25,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
 
-class WorkerCreate(BaseModel):
+class WorkerCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str
     worker_type: Literal["persistent", "ephemeral"] = "persistent"
@@ -39,12 +40,12 @@ class WorkerCreate(BaseModel):
         return value
 
 
-class Registration(BaseModel):
+class Registration(RequestBody):
     name: str | None = None
     hostname: str | None = None
     gpu_count: int = Field(1, ge=0, le=1024)
     gpu_name: str | None = None
-    gpu_vram_gb: float | None = None
+    gpu_vram_gb: float | None = Field(None, ge=0, le=100_000)
     accelerator_type: str | None = None
     hardware_type: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")  # normalised, e.g. a100-80gb
     persistent: bool | None = None
@@ -52,7 +53,7 @@ class Registration(BaseModel):
     version: str | None = None
 
 
-class WorkerPatch(BaseModel):
+class WorkerPatch(RequestBody):
     """Admin changes of an agent: its labels (they decide its pool, so placement follows at once)."""
     model_config = ConfigDict(extra="forbid")
     labels: dict[str, str] | None = Field(None, max_length=64)
@@ -67,7 +68,7 @@ class WorkerPatch(BaseModel):
         return value
 
 
-class Heartbeat(BaseModel):
+class Heartbeat(RequestBody):
     state: Literal["idle", "busy", "draining"] = "idle"
     current_job_id: str | None = None
 

@@ -5,12 +5,13 @@ them against a submission. Personal bypass (``job.bypass.approval``) is the call
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import utcnow
 from activities.db.models_approvals import ApprovalRule
 from activities.errors import Conflict, InvalidInput, NotFound
@@ -60,7 +61,11 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-class _RuleFields(BaseModel):
+Threshold = (Annotated[str, Field(max_length=200)] | Annotated[int, Field(ge=-10**12, le=10**12)]
+             | Annotated[float, Field(ge=-1e12, le=1e12)])  # "50" (as the guides write it) or 50
+
+
+class _RuleFields(RequestBody):
     """Field-level checks shared by create and patch; cross-field checks happen in ``_validated``."""
     model_config = ConfigDict(extra="forbid")
 
@@ -84,7 +89,7 @@ class RuleCreate(_RuleFields):
     name: str = Field(min_length=1, max_length=100)
     description: str | None = Field(None, max_length=500)
     condition: str
-    threshold: str | int | float | None = None
+    threshold: Threshold | None = None
     priority: int = Field(0, ge=-1_000_000, le=1_000_000)
     required_approver_level: str = "lead"
     exempt_levels: list[str] = Field(default_factory=list, max_length=len(LEVEL_PRIORITY))
@@ -98,7 +103,7 @@ class RulePatch(_RuleFields):
     name: str | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=500)
     condition: str | None = None
-    threshold: str | int | float | None = None
+    threshold: Threshold | None = None
     priority: int | None = Field(None, ge=-1_000_000, le=1_000_000)
     required_approver_level: str | None = None
     exempt_levels: list[str] | None = Field(None, max_length=len(LEVEL_PRIORITY))

@@ -11,10 +11,11 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import Job, utcnow
 from activities.db.models_providers import ProviderConfig
 from activities.errors import Forbidden, InvalidInput
@@ -25,10 +26,10 @@ PROVIDER_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 WARNING_SHARE = 0.8
 
 
-class ProviderConfigBody(BaseModel):
+class ProviderConfigBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     cost_limit_enabled: bool = False
-    cost_limit_amount: float | None = Field(None, ge=0)
+    cost_limit_amount: float | None = Field(None, ge=0, le=1e9)
     cost_limit_period: Literal["daily", "weekly", "monthly"] = "monthly"
     cost_limit_action: Literal["warn", "block"] = "warn"
 

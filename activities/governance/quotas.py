@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import User, utcnow
 from activities.db.models_orgs import Organization, Quota, Team
 from activities.errors import BadRequest, NotFound
@@ -33,12 +34,12 @@ __all__ = ["ACTIONS", "QUOTA_TYPES", "WHOLE_TYPES", "EffectiveLimit", "QuotaFind
 MAX_LIMIT = 1e12
 
 
-class QuotaBody(BaseModel):
+class QuotaBody(RequestBody):
     """``limit`` (``limit_value`` is accepted too, as in the guide's examples): a finite number
     from 0, whole for ``concurrent_jobs`` and ``daily_jobs``."""
     model_config = ConfigDict(extra="forbid")
     quota_type: str
-    limit: float = Field(validation_alias=AliasChoices("limit", "limit_value"))
+    limit: float = Field(ge=0, le=MAX_LIMIT, validation_alias=AliasChoices("limit", "limit_value"))
     action: str = "block"
 
     @field_validator("quota_type")

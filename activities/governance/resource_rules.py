@@ -13,9 +13,10 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models_rules import ResourceRule
 from activities.errors import Forbidden, NotFound
 from activities.audit.trail import audit
@@ -27,7 +28,7 @@ from workflows.contracts import hardware_matches
 RESOURCE_TYPES = ("config", "hardware", "provider")
 
 
-class RuleBody(BaseModel):
+class RuleBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     level: str
     resource_type: Literal["config", "hardware", "provider"]

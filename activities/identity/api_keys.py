@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlmodel import Session, select
 
+from activities.request_body import RequestBody
 from activities.db.models import ApiKey, utcnow
 from activities.errors import NotFound
 from activities.audit.trail import audit
@@ -15,7 +16,7 @@ from activities.identity.principals import Principal, ensure_may_hold_credential
 from activities.secrets.tokens import hash_token, new_id, new_token
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     expires_in_days: int | None = Field(None, ge=1, le=3650)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import User
 from activities.db.models_orgs import Organization, OrgMember, Quota, Team, TeamMember
 from activities.errors import Conflict, NotFound
@@ -29,7 +30,7 @@ def _role(value: str, roles: tuple[str, ...]) -> str:
     return value
 
 
-class OrgMemberAdd(BaseModel):
+class OrgMemberAdd(RequestBody):
     """Exactly one of ``user_id`` and ``username``."""
     model_config = ConfigDict(extra="forbid")
     user_id: str | None = Field(None, min_length=1, max_length=200)
@@ -44,7 +45,7 @@ class OrgMemberAdd(BaseModel):
         return self
 
 
-class OrgMemberPatch(BaseModel):
+class OrgMemberPatch(RequestBody):
     model_config = ConfigDict(extra="forbid")
     role: str
     _role_check = field_validator("role")(lambda v: _role(v, ORG_ROLES))

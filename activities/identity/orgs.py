@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import utcnow
 from activities.db.models_orgs import Organization, OrgMember, Quota, Team, TeamMember
 from activities.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -42,7 +43,7 @@ def _name(value: str | None) -> str | None:
     return value.strip() if value is not None else value
 
 
-class _Fields(BaseModel):
+class _Fields(RequestBody):
     model_config = ConfigDict(extra="forbid")
     _slug_check = field_validator("slug", check_fields=False)(_slug)
     _name_check = field_validator("name", check_fields=False)(_name)

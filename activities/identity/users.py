@@ -6,9 +6,10 @@ import logging
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.paging import Page, PageRequest, keyset
 from activities.db.models import ApiKey, AuthSession, PermissionOverride, User, UserLevel, utcnow
 from activities.errors import Conflict, InvalidInput, NotFound
@@ -30,7 +31,7 @@ def _level(name: str) -> str:
     return name
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
     username: str
     email: str | None = None
@@ -59,7 +60,7 @@ class UserCreate(BaseModel):
         return sorted({_level(x) for x in v})
 
 
-class UserPatch(BaseModel):
+class UserPatch(RequestBody):
     model_config = ConfigDict(extra="forbid")
     email: str | None = None
     display_name: str | None = Field(None, max_length=200)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from activities.request_body import RequestBody
 from activities.db.models import TrainingConfig, utcnow
 from activities.errors import InvalidInput, NotFound
 from activities.audit.trail import audit
@@ -21,14 +22,14 @@ log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class ConfigBody(BaseModel):
+class ConfigBody(RequestBody):
     """What a client may PUT; unknown fields are refused so typos surface."""
     model_config = ConfigDict(extra="forbid")
     args: dict[str, Any] = Field(default_factory=dict)
     command: list[str] = Field(default_factory=list)
-    gpu_count: int = Field(1, ge=1)
-    hardware_type: str | None = None
-    estimated_hours: float | None = Field(None, ge=0)
+    gpu_count: int = Field(1, ge=1, le=1024)
+    hardware_type: str | None = Field(None, max_length=100)
+    estimated_hours: float | None = Field(None, ge=0, le=100_000)
     env: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("command")

@@ -12,9 +12,10 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlmodel import Session, col, select
 
+from activities.request_body import RequestBody
 from activities.db.models import utcnow
 from activities.db.models_approvals import NotificationChannel
 from activities.errors import Conflict, InvalidInput, NotFound
@@ -30,7 +31,7 @@ CONFIG_CHANNEL = "config-email"
 _SECRET_FIELDS = ("smtp_password", "imap_password")
 
 
-class ChannelFields(BaseModel):
+class ChannelFields(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     enabled: bool | None = None

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import ConfigDict, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from activities.request_body import RequestBody
 from activities.db.models import User, as_utc, utcnow
 from activities.db.models_credentials import ProviderCredential
 from activities.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -47,7 +48,7 @@ def _slug(field: str, value: str) -> str:
     return value
 
 
-class CredentialRef(BaseModel):
+class CredentialRef(RequestBody):
     model_config = ConfigDict(extra="forbid")
     provider: str
     credential_name: str

@@ -8,8 +8,9 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from activities.request_body import RequestBody
 from activities.capacity import claims, workers
 from activities.db.models import Worker
 from activities.errors import DomainError
@@ -24,11 +25,11 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPT = 1_000_000
 
 
-class ClaimBody(BaseModel):
+class ClaimBody(RequestBody):
     attempt: int = Field(ge=1, le=MAX_ATTEMPT)
 
 
-class JobReport(BaseModel):
+class JobReport(RequestBody):
     status: Literal["progress", "exited", "released"]
     attempt: int = Field(ge=1, le=MAX_ATTEMPT)
     progress: dict | None = None
@@ -43,7 +44,7 @@ class JobReport(BaseModel):
         return self
 
 
-class Disconnect(BaseModel):
+class Disconnect(RequestBody):
     reason: str | None = Field(None, max_length=500)
 
 

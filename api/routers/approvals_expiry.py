@@ -12,8 +12,9 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from activities.request_body import RequestBody
 from activities.governance import approvals_overview
 from activities.identity.principals import Principal
 from api.approval_decisions import BulkBody, decide_many
@@ -23,7 +24,7 @@ router = APIRouter(tags=["approvals"])
 ApproverDep = Annotated[Principal, Depends(require("admin.approve"))]
 
 
-class ExpireBody(BaseModel):
+class ExpireBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     request_ids: list[str] | None = Field(None, min_length=1, max_length=200)
     comment: str | None = Field(None, max_length=2000)

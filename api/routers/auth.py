@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from activities.request_body import RequestBody
 from activities.errors import Unauthorized
 from activities.identity import api_keys
 from activities.identity import logins
@@ -18,7 +19,7 @@ from api.deps import CSRF_HEADER, SESSION_COOKIE, CredentialHolderDep, Principal
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-class LoginBody(BaseModel):
+class LoginBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1024)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from activities.request_body import RequestBody
 from activities.errors import InvalidInput, NotFound
 from activities.jobs import configs
 from activities.governance import cost
@@ -20,7 +21,7 @@ ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
 ProviderName = Annotated[str, Path(pattern=PROVIDER_RE, max_length=64)]
 
 
-class EstimateBody(BaseModel):
+class EstimateBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     config_name: str = Field(min_length=1, max_length=128)
     gpu_count: int | None = Field(None, ge=1, le=1024)

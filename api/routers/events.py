@@ -16,7 +16,7 @@ router = APIRouter(tags=["events"])
 
 @router.get("/api/events/stream")
 async def stream_events(state: StateDep, principal: PrincipalDep, request: Request,
-                        last_event_id: Annotated[int | None, Query(ge=0)] = None, job_id: str | None = None):
+                        last_event_id: Annotated[int | None, Query(ge=0, le=sse.MAX_EVENT_ID)] = None, job_id: str | None = None):
     owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only
     hub: EventHub = request.app.state.event_hub
 
@@ -25,8 +25,10 @@ async def stream_events(state: StateDep, principal: PrincipalDep, request: Reque
             rows = events.after(session, cursor, job_id=job_id, owner_id=owner)
         return [(e.id, sse.frame(events.to_dict(e), e.event_type, e.id)) for e in rows]
 
+    start = sse.last_event_id(request, last_event_id)  # a bad Last-Event-ID is a 422, before the stream
+
     async def stream():
-        cursor = sse.last_event_id(request, last_event_id)
+        cursor = start
         hub.join()
         try:
             while not await request.is_disconnected():

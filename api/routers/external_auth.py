@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
+from activities.request_body import RequestBody
 from activities.errors import BadRequest, Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from activities.identity.sso import ldap_auth
 from activities.identity import logins
@@ -78,7 +79,7 @@ def _import_config_file(core: AppState) -> None:
 router = APIRouter(tags=["external-auth"], lifespan=_lifespan)
 
 
-class LdapLoginBody(BaseModel):
+class LdapLoginBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     provider: str = Field(min_length=1, max_length=64)
     username: str = Field(min_length=1, max_length=200)

@@ -70,12 +70,14 @@ def _shown(component: dict, details: bool) -> dict:
     return shown
 
 
-@router.api_route("/live", methods=["GET", "HEAD"])
+@router.head("/live", operation_id="health_live_head")
+@router.get("/live")
 def live() -> dict:
     return {"status": "ok"}
 
 
-@router.api_route("/ready", methods=["GET", "HEAD"])
+@router.head("/ready", operation_id="health_ready_head")
+@router.get("/ready")
 async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     failing = [_shown(c, details) for c in (db, temporal) if c["status"] != "healthy"]
@@ -85,7 +87,8 @@ async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.api_route("", methods=["GET", "HEAD"])
+@router.head("", operation_id="health_head")
+@router.get("")
 async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     online, total = db.pop("_agents", (0, 0))

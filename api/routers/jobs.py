@@ -22,6 +22,7 @@ from api.submission import SubmitBody, submit
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
 
 router = APIRouter(tags=["jobs"])
+MAX_LOG_LINE = 2**53  # log line numbers: far beyond any log; larger are refused, not looked up
 SubmitterDep = Annotated[Principal, Depends(require("job.submit"))]
 
 
@@ -73,8 +74,9 @@ def _log_dict(row: JobLogLine) -> dict:
 
 
 @router.get("/api/cloud/jobs/{job_id}/logs")
-def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
-             limit: Annotated[int, Query(ge=1, le=10000)] = 1000, attempt: int | None = None) -> dict:
+def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: Annotated[int, Query(ge=0, le=MAX_LOG_LINE)] = 0,
+             limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+             attempt: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict:
     visible_job(session, principal, job_id)
     rows = jobs.read_logs(session, job_id, after, limit, attempt)
     return {"job_id": job_id, "lines": [_log_dict(r) for r in rows],
@@ -83,7 +85,7 @@ def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: A
 
 @router.get("/api/cloud/jobs/{job_id}/logs/stream")
 async def stream_logs(job_id: str, state: StateDep, principal: PrincipalDep, request: Request,
-                      after: Annotated[int | None, Query(ge=0)] = None):
+                      after: Annotated[int | None, Query(ge=0, le=MAX_LOG_LINE)] = None):
     def fetch_sync(cursor: int):
         with state.db.read_session() as session:
             job = visible_job(session, principal, job_id)

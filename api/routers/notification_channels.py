@@ -13,11 +13,12 @@ from email.message import EmailMessage
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.request_body import RequestBody
 from activities.errors import InvalidInput, Unavailable
 from activities.notify.mail.smtp_send import MailDeliveryError, send_message
 from activities.notify import channels
@@ -55,7 +56,7 @@ def _sync_config_channel(core: AppState) -> None:
 router = APIRouter(prefix="/api/cloud/notifications/channels", tags=["notifications"], lifespan=_lifespan)
 
 
-class TestBody(BaseModel):
+class TestBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     to: str | None = Field(None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")
 

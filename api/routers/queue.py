@@ -7,8 +7,9 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from activities.request_body import RequestBody
 from activities.errors import NotFound
 from activities.capacity import admission, queue_view
 from activities.jobs import jobs
@@ -25,13 +26,13 @@ QueueAdminDep = Annotated[Principal, Depends(require("queue.manage"))]
 QueueApproverDep = Annotated[Principal, Depends(require("queue.approve"))]
 
 
-class ConcurrencyBody(BaseModel):
+class ConcurrencyBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     max_concurrent: int | None = Field(None, ge=1, le=100_000)
     user_max_concurrent: int | None = Field(None, ge=1, le=100_000)
 
 
-class PriorityBody(BaseModel):
+class PriorityBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     priority: int | None = Field(ge=0, le=1000)  # null removes the override
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from activities.request_body import RequestBody
 from activities.errors import Forbidden
 from activities.identity import users
 from activities.identity.permissions import LEVEL_DESCRIPTIONS, LEVEL_GRANTS, LEVEL_PRIORITY, PERMISSIONS
@@ -16,12 +17,12 @@ from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
-class LevelBody(BaseModel):
+class LevelBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     level_name: str
 
 
-class OverrideBody(BaseModel):
+class OverrideBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     permission_name: str
     granted: bool

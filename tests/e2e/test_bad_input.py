@@ -167,3 +167,42 @@ def test_unknown_job_status_report_from_agent_is_404(unchanged):
                 {"status": "progress", "attempt": 1, "exit_code": 0}, {"status": "exited", "attempt": 0, "exit_code": 0}):
         _refused(stack.anon.post("/api/workers/job/job-00000000deadbeef00000000/status",
                                  headers={"X-Worker-Token": token}, json=bad), 422)
+
+
+BIG = 2**63
+OUT_OF_BOUNDS = [  # (method, path, body, the field the 422 names)
+    ("GET", f"/api/cloud/jobs?offset={BIG}", None, "offset"),
+    ("GET", f"/api/cloud/jobs?limit={BIG}", None, "limit"),
+    ("GET", f"/api/cloud/jobs/job-x/logs?after={BIG}", None, "after"),
+    ("GET", f"/api/cloud/jobs/job-x/logs?attempt={BIG}", None, "attempt"),
+    ("GET", f"/api/events/stream?last_event_id={BIG}", None, "last_event_id"),
+    ("PUT", "/api/configs/bounds-e2e", {"command": ["true"], "gpu_count": BIG}, "gpu_count"),
+    ("PUT", "/api/configs/bounds-e2e", {"command": ["true"], "gpu_count": True}, "gpu_count"),
+    ("PUT", "/api/configs/bounds-e2e", {"command": ["true"], "estimated_hours": False}, "estimated_hours"),
+    ("PUT", "/api/configs/bounds-e2e", {"command": ["true"], "estimated_hours": "2"}, "estimated_hours"),
+    ("POST", "/api/queue/submit", {"config_name": "tiny-numpy", "target": "worker", "gpu_count": True}, "gpu_count"),
+    ("POST", "/api/queue/submit", {"config_name": "tiny-numpy", "target": "worker", "priority": BIG}, "priority"),
+    ("POST", "/api/queue/concurrency", {"max_concurrent": BIG}, "max_concurrent"),
+    ("POST", "/api/quotas", {"scope": "level", "level": "researcher", "quota_type": "daily_jobs", "limit": BIG},
+     "limit"),
+    ("POST", "/api/approvals/rules", {"name": "r", "condition": "cost_exceeds", "threshold": BIG,
+                                      "required_approver_level": "lead"}, "threshold"),
+    ("POST", "/api/users", {"username": "bools-e2e", "password": "Sturdy-Passw0rd-9", "is_active": 1}, "is_active"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,field", OUT_OF_BOUNDS,
+                         ids=[f"{m} {p.split('?')[0]} {f}" for m, p, _, f in OUT_OF_BOUNDS])
+def test_numbers_out_of_bounds_or_of_the_wrong_kind_are_422(unchanged, method, path, body, field):
+    response = unchanged.client.request(method, path, json=body)
+    _refused(response, 422, field)
+
+
+def test_infinity_and_a_huge_last_event_id_are_refused(unchanged):
+    stack = unchanged
+    infinite = stack.client.put("/api/configs/bounds-e2e", content=b'{"command": ["true"], "estimated_hours": Infinity}',
+                                headers={"Content-Type": "application/json"})
+    assert infinite.status_code in (400, 422), infinite.text
+    with stack.client.stream("GET", "/api/events/stream", headers={"Last-Event-ID": str(BIG)}) as response:
+        assert response.status_code == 422 and "Last-Event-ID" in response.read().decode()
+    assert stack.client.get("/api/configs/bounds-e2e").status_code == 404

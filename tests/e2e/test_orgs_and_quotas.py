@@ -132,8 +132,8 @@ DAILY = {"quota_type": "daily_jobs", "limit": 5}
 
 
 @pytest.mark.parametrize("path, body, status, needle", [
-    (ORG_Q, {**DAILY, "limit": -1}, 422, "limit must be a finite number from 0"),
-    (ORG_Q, {**DAILY, "limit": "lots"}, 422, "limit: Input should be a valid number"),
+    (ORG_Q, {**DAILY, "limit": -1}, 422, "limit: Input should be greater than or equal to 0"),
+    (ORG_Q, {**DAILY, "limit": "lots"}, 422, "limit: Value error, must be a number, not a string"),
     (ORG_Q, {**DAILY, "limit": True}, 422, "limit must be a number"),
     (ORG_Q, {**DAILY, "limit": None}, 422, "limit must be a number"),
     (ORG_Q, {"quota_type": "concurrent_jobs", "limit": 2.5}, 422, "whole number of jobs for concurrent_jobs"),

@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from activities.request_body import RequestBody
 from activities.db.models import User, utcnow
 from activities.db.models_sso import ExternalAuthProvider, OAuthState
 from activities.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -38,7 +39,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 FILE_ACTOR = "system:config_file"
 
 
-class ProviderCreate(BaseModel):
+class ProviderCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN)
     provider_type: Literal["oidc", "ldap"]
@@ -47,7 +48,7 @@ class ProviderCreate(BaseModel):
     level_mapping: dict[str, list[str]] = Field(default_factory=dict)
 
 
-class ProviderPatch(BaseModel):
+class ProviderPatch(RequestBody):
     model_config = ConfigDict(extra="forbid")
     enabled: bool | None = None
     config: dict[str, Any] | None = None  # merged into the stored config; a null value removes the key
