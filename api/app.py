@@ -13,7 +13,7 @@ from activities.runtime import load_config_dir, open_database
 from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensure_service_identity
 from activities.settings import Settings
 from activities.temporal.client import connect, ensure_search_attributes
-from api import errors
+from api import errors, openapi_contract
 from api.event_hub import EventHub
 from api.body_limit import BodyLimitMiddleware
 from api.json_body import JsonBodyMiddleware
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     errors.install(app)
+    openapi_contract.install(app)
     for router in all_routers():
         app.include_router(router)
     return app

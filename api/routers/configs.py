@@ -36,7 +36,7 @@ def get_config(name: str, session: SessionDep, _: ViewerDep) -> dict:
     return configs.to_dict(configs.get(session, name))
 
 
-@router.put("/{name}")
+@router.put("/{name}", responses={201: {"description": "Created (200: an existing config replaced)"}})
 def put_config(name: str, body: ConfigBody, session: SessionDep, principal: PrincipalDep, response: Response) -> dict:
     existing = configs.find(session, name)
     if existing is None:

@@ -79,7 +79,8 @@ def my_credentials(session: SessionDep, principal: PrincipalDep) -> dict:
     return _listing(session, principal.user_id)
 
 
-@router.post("/me/credentials", status_code=201)
+@router.post("/me/credentials", status_code=201,
+              responses={200: {"description": "Replaced the value of an existing credential"}})
 def set_my_credential(body: CredentialValue, session: SessionDep, principal: PrincipalDep, request: Request,
                       response: Response) -> dict:
     """Create, or replace the value of, one's own credential (201 created, 200 replaced)."""
@@ -117,7 +118,8 @@ def user_credentials(user_id: str, session: SessionDep, _: UsersAdminDep) -> dic
     return _listing(session, user_id)
 
 
-@router.post("/{user_id}/credentials", status_code=201)
+@router.post("/{user_id}/credentials", status_code=201,
+              responses={200: {"description": "Replaced the value of an existing credential"}})
 def set_user_credential(user_id: str, body: CredentialValue, session: SessionDep, principal: UsersAdminDep,
                         request: Request, response: Response) -> dict:
     return _set(session, user_id, body, principal, request, response)

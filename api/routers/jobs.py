@@ -34,7 +34,8 @@ def visible_job(session, principal: Principal, job_id: str) -> Job:
     return job
 
 
-@router.post("/api/queue/submit")
+@router.post("/api/queue/submit", status_code=201,
+             responses={200: {"description": "The same submission again (idempotency key): the job it made"}})
 async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep, request: Request,
                      response: Response) -> dict:
     job, created = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))

@@ -24,6 +24,7 @@ from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.state import AppState
 
 router = APIRouter(tags=["quotas"])
+REPLACED = {200: {"description": "Replaced the quota of the same scope and type"}}
 
 OrgViewDep = Annotated[Principal, Depends(require("org.view"))]
 ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
@@ -48,7 +49,7 @@ def list_org_quotas(org_id: str, session: SessionDep, principal: OrgViewDep) -> 
     return _listing(session, quotas.list_quotas(session, "org", org.id))
 
 
-@router.post("/api/orgs/{org_id}/quotas", status_code=201)
+@router.post("/api/orgs/{org_id}/quotas", status_code=201, responses=REPLACED)
 def set_org_quota(org_id: str, body: QuotaBody, session: SessionDep, principal: ConfigAdminDep, request: Request,
                   response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     org = orgs.get_org(session, org_id)
@@ -62,7 +63,7 @@ def list_team_quotas(org_id: str, team_id: str, session: SessionDep, principal: 
     return _listing(session, quotas.list_quotas(session, "team", team.id))
 
 
-@router.post("/api/orgs/{org_id}/teams/{team_id}/quotas", status_code=201)
+@router.post("/api/orgs/{org_id}/teams/{team_id}/quotas", status_code=201, responses=REPLACED)
 def set_team_quota(org_id: str, team_id: str, body: QuotaBody, session: SessionDep, principal: ConfigAdminDep,
                    request: Request, response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     team = orgs.get_team(session, orgs.get_org(session, org_id), team_id)
@@ -76,7 +77,7 @@ def list_quotas(session: SessionDep, _: ConfigAdminDep,
     return _listing(session, quotas.list_quotas(session, scope))
 
 
-@router.post("/api/quotas", status_code=201)
+@router.post("/api/quotas", status_code=201, responses=REPLACED)
 def set_scoped_quota(body: ScopedQuotaBody, session: SessionDep, principal: ConfigAdminDep, request: Request,
                      response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     quota, created = quotas.set_scoped_quota(session, body, principal, client_ip(request))

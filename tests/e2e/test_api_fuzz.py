@@ -1,0 +1,45 @@
+"""A short schemathesis run against a running API, as an admin and as a researcher: no answer is a
+5xx, and every answer (status, content type, body) is one the OpenAPI document declares."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import Stack
+from tests.e2e.test_users_and_auth import bearer_for, make_user
+
+pytestmark = pytest.mark.e2e
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+ST = Path(sys.executable).parent / "st"
+
+
+@pytest.fixture(scope="module")
+def api(temporal, tmp_path_factory):
+    stack = Stack(temporal, tmp_path_factory.mktemp("fuzz"))
+    try:
+        stack.start()
+        make_user(stack, "rita", "researcher")
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def fuzz(stack: Stack, token: str, tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ST), "run", f"{stack.api_url}/openapi.json", "--checks", CHECKS, "-H", f"Authorization: Bearer {token}",
+         "--max-examples", "5", "--seed", "1", "--phases", "coverage,fuzzing", "--request-timeout", "20",
+         "--exclude-path-regex", "/stream$", "--max-failures", "50", "--no-color"],
+        capture_output=True, text=True, timeout=900, cwd=tmp)
+
+
+@pytest.mark.parametrize("who", ["admin", "researcher"])
+def test_no_5xx_and_every_answer_as_documented(api: Stack, who: str, tmp_path):
+    token = api.admin_token if who == "admin" else bearer_for(api, "rita").headers["Authorization"].split()[1]
+    run = fuzz(api, token, tmp_path)
+    report = run.stdout[-12000:] + run.stderr[-2000:]
+    assert run.returncode == 0, report
+    assert "Tested:" in run.stdout, report
