@@ -82,10 +82,10 @@ class NoopWorkflow:
         return None
 
 
-async def raw_start_rate(address: str, namespace: str, n: int) -> float:
+async def raw_start_rate(address: str, namespace: str, n: int, concurrency: int = 16) -> float:
     client = await Client.connect(address, namespace=namespace)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    gate = asyncio.Semaphore(16)
+    gate = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
         async with gate:
