@@ -1,4 +1,4 @@
-"""`simpletuner` command: server | worker-host | worker | dev | temporal-dev | secrets rotate-key."""
+"""`simpletuner` command: server | worker-host | worker | dev | temporal-dev | secrets rotate-key | jobs | approvals."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from cli import rotate_key
+from cli import approvals, jobs, rotate_key
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     tdev.add_argument("--ui-port", type=int, default=8233)
     tdev.set_defaults(func=_temporal_dev)
     rotate_key.add_parser(sub)
+    jobs.add_parser(sub)
+    approvals.add_parser(sub)
     return parser
 
 
