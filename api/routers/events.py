@@ -6,6 +6,8 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from activities.db.models import Job
+from activities.errors import NotFound
 from activities.jobs import events
 from api import sse
 from api.deps import PrincipalDep, StateDep
@@ -19,6 +21,13 @@ async def stream_events(state: StateDep, principal: PrincipalDep, request: Reque
                         last_event_id: Annotated[int | None, Query(ge=0, le=sse.MAX_EVENT_ID)] = None, job_id: str | None = None):
     owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only
     hub: EventHub = request.app.state.event_hub
+    if job_id is not None:  # one job's stream: a job the caller cannot see is a 404, not a silent stream
+        def visible() -> bool:
+            with state.db.read_session() as session:
+                job = session.get(Job, job_id)
+                return job is not None and principal.may_see(job.owner_id)
+        if not await asyncio.to_thread(visible):
+            raise NotFound(f"job {job_id!r} not found")
 
     def backlog(cursor: int) -> list[tuple[int, str]]:
         with state.db.read_session() as session:

@@ -3,6 +3,7 @@ the log stream carries the job's log lines."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.e2e.sse import SSEReader
@@ -115,6 +116,10 @@ def test_many_streams_each_see_what_they_may(stack):
             assert [e["json"]["status"] for e in backlog][0] == "pending"
         finally:
             one.close()
+        with httpx.Client(base_url=stack.api_url, trust_env=False, timeout=15, headers=rita.headers) as her:
+            for job in (admin_job, "job-nope"):  # not hers, or no such job: 404 at once, not a silent stream
+                with her.stream("GET", f"/api/events/stream?job_id={job}") as hidden:
+                    assert hidden.status_code == 404, job
     finally:
         for reader in admins + hers:
             reader.close()
