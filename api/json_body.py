@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 from api.body_limit import UPLOAD_PATH
 
 MALFORMED = "malformed_json"  # request.state key: the parser's message
@@ -50,13 +52,16 @@ class JsonBodyMiddleware:
             return await self.app(scope, receive, send)
 
         body, more, messages = b"", True, []
-        while more:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        try:
+            while more:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        except HTTPException as exc:  # the body limit stopped reading (413): answer it here, as the handlers would
+            return await _answer(send, exc.status_code, exc.detail)
         if messages and messages[-1]["type"] != "http.request":  # the client went away
             return await self.app(scope, _replay(messages, receive), send)
 
@@ -73,6 +78,13 @@ class JsonBodyMiddleware:
                 scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
                          + [(b"content-type", b"application/json")]}
         return await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(messages, then):
