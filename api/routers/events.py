@@ -35,6 +35,11 @@ async def stream_events(state: StateDep, principal: PrincipalDep, request: Reque
         return [(e.id, sse.frame(events.to_dict(e), e.event_type, e.id)) for e in rows]
 
     start = sse.last_event_id(request, last_event_id)  # a bad Last-Event-ID is a 422, before the stream
+    if job_id is None and last_event_id is None and not request.headers.get("last-event-id", "").strip():
+        def latest() -> int:  # the feed of every job starts now (last_event_id=0 replays the history)
+            with state.db.read_session() as session:
+                return events.latest_id(session)
+        start = await asyncio.to_thread(latest)
 
     async def stream():
         cursor = start
