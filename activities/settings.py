@@ -127,6 +127,7 @@ class Settings(BaseModel):
     approval_timeout_hours: float = Field(24.0, gt=0)
     approval_token_hours: float = Field(24.0, gt=0)
     public_url: str | None = None  # how people reach the API (links in e-mails)
+    temporal_ui_url: str | None = None  # Temporal Web UI base URL: the console links each job's workflow there
     mail_ca_file: str | None = None  # extra CA trusted for SMTP/IMAP TLS (private mail servers)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
@@ -181,6 +182,7 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_APPROVAL_TIMEOUT_HOURS": "approval_timeout_hours",
     "SIMPLETUNER_APPROVAL_TOKEN_HOURS": "approval_token_hours",
     "SIMPLETUNER_PUBLIC_URL": "public_url",
+    "SIMPLETUNER_TEMPORAL_UI_URL": "temporal_ui_url",
     "SIMPLETUNER_MAIL_CA_FILE": "mail_ca_file",
 }
 

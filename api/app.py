@@ -13,7 +13,7 @@ from activities.runtime import load_config_dir, open_database
 from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensure_service_identity
 from activities.settings import Settings
 from activities.temporal.client import connect, ensure_search_attributes
-from api import errors, openapi_contract
+from api import console, errors, openapi_contract
 from api.event_hub import EventHub
 from api.body_limit import BodyLimitMiddleware
 from api.json_body import JsonBodyMiddleware
@@ -70,4 +70,5 @@ def create_app(settings: Settings) -> FastAPI:
     openapi_contract.install(app)
     for router in all_routers():
         app.include_router(router)
+    console.install(app)  # the browser console at / (pages, static files, CSP): api/console
     return app

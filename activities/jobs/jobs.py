@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from activities.db.models import Job, JobEvent, JobLogLine, as_utc, utcnow
-from activities.errors import Conflict, NotFound
+from activities.errors import Conflict, Forbidden, InvalidInput, NotFound
+from activities.identity.principals import Principal
 from activities.paging import Page, PageRequest, keyset
 from activities.audit.trail import audit, emit_event
-from workflows.contracts import TERMINAL_STATUSES, JobSubmission, Transition
+from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES, JobSubmission, Transition
 
 EVENT_FOR_STATUS = {"pending": "job.submitted", "queued": "job.queued", "running": "job.started",
                     "completed": "job.completed", "failed": "job.failed", "cancelled": "job.cancelled"}
@@ -29,7 +31,8 @@ def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
         "error": job.error, "team_id": job.team_id, "org_id": job.org_id,
         "cost_estimate_usd": job.cost_estimate_usd, "cost_usd": job.cost_usd, "gpu_hours": job.gpu_hours,
         "warnings": job.warnings or [],
-        "outputs": [{**o, "url": f"{base_url}/api/cloud/jobs/{job.id}/outputs/{o['name']}"} for o in job.outputs],
+        "outputs": [{**o, "url": f"{base_url}/api/cloud/jobs/{quote(job.id, safe='')}/outputs/{quote(o['name'])}"}
+                    for o in job.outputs],
         "created_at": job.created_at, "updated_at": job.updated_at, "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
@@ -46,12 +49,30 @@ def get(session: Session, job_id: str) -> Job:
     return job
 
 
+def visible_jobs(session: Session, principal: Principal, status: str | None = None, user: str | None = None,
+                 config: str | None = None, target: str | None = None,
+                 page: PageRequest = PageRequest()) -> Page[Job]:
+    """The jobs ``principal`` may list: everyone's with ``job.view.all``, else only their own (a
+    ``user`` filter naming someone else finds nothing), filtered and paged as ``list_jobs``."""
+    if status is not None and status not in ALL_STATUSES:
+        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(ALL_STATUSES)}")
+    if not principal.has("job.view.all"):
+        if not principal.has("job.view.own"):
+            raise Forbidden("missing permission 'job.view.own'")
+        if user not in (None, principal.username, principal.user_id):
+            return Page([], 0, None)
+        user = principal.user_id
+    return list_jobs(session, status, user, config, page, target)
+
+
 def list_jobs(session: Session, status: str | None = None, user: str | None = None, config: str | None = None,
-              page: PageRequest = PageRequest()) -> Page[Job]:
+              page: PageRequest = PageRequest(), target: str | None = None) -> Page[Job]:
     """Newest first, a page at a time (keyset on the submission time)."""
     query = select(Job)
     if status:
         query = query.where(Job.status == status)
+    if target:
+        query = query.where(Job.target == target)
     if user:
         query = query.where((Job.owner_name == user) | (Job.owner_id == user))
     if config:

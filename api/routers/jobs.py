@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from activities.db.models import Job, JobLogLine
-from activities.errors import Forbidden, InvalidInput, NotFound
+from activities.errors import NotFound
 from activities.identity.principals import Principal
 from activities.jobs import jobs
 from api import outputs, sse
@@ -19,7 +19,7 @@ from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from activities.paging import PageRequest
 from api.paging import PageDep
 from api.submission import SubmitBody, submit
-from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
+from workflows.contracts import TERMINAL_STATUSES
 
 router = APIRouter(tags=["jobs"])
 MAX_LOG_LINE = 2**53  # log line numbers: far beyond any log; larger are refused, not looked up
@@ -46,16 +46,8 @@ async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep,
 @router.get("/api/cloud/jobs")
 def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
               status: str | None = None, user: str | None = None, config: str | None = None,
-              page: PageDep = PageRequest()) -> dict:
-    if status is not None and status not in ALL_STATUSES:
-        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(ALL_STATUSES)}")
-    if not principal.has("job.view.all"):
-        if not principal.has("job.view.own"):
-            raise Forbidden("missing permission 'job.view.own'")
-        if user not in (None, principal.username, principal.user_id):
-            return {"jobs": [], "total": 0, "next_cursor": None}
-        user = principal.user_id
-    found = jobs.list_jobs(session, status, user, config, page)
+              target: str | None = None, page: PageDep = PageRequest()) -> dict:
+    found = jobs.visible_jobs(session, principal, status, user, config, target, page)
     base = str(request.base_url).rstrip("/")
     return {"jobs": [jobs.to_dict(j, base) for j in found.rows], **found.fields()}
 
