@@ -175,6 +175,20 @@ async def test_rejection_cancels_the_job_with_the_reason(wf_env):
     assert fakes.notices == ["required", "rejected"]
 
 
+async def test_an_approver_expires_the_request_early(wf_env):
+    """``POST /api/approvals/expire``: the decision ``expire`` ends the wait as its timer would."""
+    fakes = ApprovalFakes()
+    handle, workers = await start(wf_env, fakes)
+    async with workers[0], workers[1]:
+        await pending(handle, fakes)
+        outcome = await decide(handle, fakes, "expire", comment="stale", **LEAD)
+        assert outcome.status == "expired"
+        result = await finish(handle)
+    assert result.status == "cancelled" and result.error == "approval request expired early by lena: stale"
+    assert fakes.placement_calls == 0
+    assert [c.status for c in fakes.closed] == ["expired"]
+
+
 async def test_admin_level_rule_refuses_a_lead_unless_granted_personally(wf_env):
     fakes = ApprovalFakes(required_level="admin")
     handle, workers = await start(wf_env, fakes)
