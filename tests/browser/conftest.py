@@ -12,8 +12,11 @@ from tests.e2e.conftest import pytest_runtest_makereport, stack, stack_factory, 
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """Module-scoped, not session-scoped: while Playwright's sync API runs, its event loop counts as
+    running in this thread, and every asyncio test after it in the same process would fail. Pytest
+    closes it before a test of another module runs."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is missing: run tests/servers/install.sh")
     from playwright.sync_api import sync_playwright
