@@ -24,7 +24,7 @@ run: install          ## Temporal + worker host + API + a local GPU agent, in th
 test: install test-servers  ## the suite against real processes, two at a time; prints the 15 slowest
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
 
-slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database); CI runs them too
+slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, long waits and the reconciler on PostgreSQL); CI runs them too
 	$(BIN)/python -m pytest -q -n 2 -m slow --durations=15
 
 test-unit: install

@@ -45,9 +45,11 @@ def test_rest_and_email_decisions_on_postgresql(pg_stack_factory, mailbox):  # n
     test_approvals.test_rest_and_email_decisions(pg_stack_factory, mailbox)
 
 
+@pytest.mark.slow
 def test_long_approval_waits_on_postgresql(pg_stack_factory, mailbox):  # noqa: F811
     test_long_waits.test_approval_waits_span_runs_then_rest_and_email_decide(pg_stack_factory, mailbox)
 
 
+@pytest.mark.slow
 def test_reconciler_on_postgresql(pg_stack):
     test_reconciler.test_terminated_workflows_are_finished_and_their_slots_freed(pg_stack)
