@@ -6,7 +6,7 @@ import logging
 import secrets
 from typing import Annotated, Callable, Iterator
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -14,6 +14,7 @@ from activities.db.models import Worker
 from activities.errors import Forbidden, Unauthorized
 from activities.identity import principals
 from activities.capacity import workers
+from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
 from api import network
 from api.state import AppState
@@ -22,6 +23,12 @@ log = logging.getLogger("simpletuner.auth")
 
 SESSION_COOKIE = "st_session"
 CSRF_HEADER = "X-CSRF-Token"
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """The login session's cookie, as every sign-in sets it (password, SSO, the console's API key)."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
+import typing
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,13 +26,12 @@ from activities.db.models import User
 from activities.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from activities.governance import approvals
 from activities.identity import logins, principals, users
-from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
 from activities.identity.sso import providers as sso
 from activities.jobs import configs, events, jobs
 from activities.paging import PageRequest
 from api.console.auth import check_csrf, local_path, read_form, session_principal
-from api.deps import SESSION_COOKIE, client_ip, get_state
+from api.deps import SESSION_COOKIE, client_ip, get_state, set_session_cookie
 from api.job_cancel import cancel_job
 from api.routers import auth as auth_routes
 from api.routers import external_auth
@@ -40,7 +40,7 @@ from api.submission import SubmitBody, submit
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
 
 STATIC_PREFIX = "/static"
-TARGETS = ("auto", "worker", "local")
+TARGETS = typing.get_args(SubmitBody.model_fields["target"].annotation)  # what a submission may name
 PAGE_SIZES = (25, 50, 100, 200)
 LOG_LINES_RENDERED = 1000
 
@@ -108,12 +108,6 @@ def signed_in(request: Request) -> Principal:
     if principal is None:
         raise SignInRequired()
     return principal
-
-
-def _set_session_cookie(request: Request, response: Response, token: str) -> None:
-    """The cookie exactly as ``POST /api/auth/login`` sets it."""
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
 
 
 def _copy_cookies(source: Response, target: Response) -> Response:
@@ -232,7 +226,7 @@ async def sign_in_key(request: Request) -> Response:
                 session.commit()
                 return token
         response = Response()
-        _set_session_cookie(request, response, await asyncio.to_thread(run))
+        set_session_cookie(request, response, await asyncio.to_thread(run))
         return response
     return await _sign_in_post(request, "api_key", attempt)
 
@@ -358,9 +352,7 @@ async def new_job_submit(request: Request) -> Response:
 
 def _job_view(session, principal: Principal, job_id: str, settings) -> dict[str, Any]:
     job = visible_job(session, principal, job_id)
-    view = jobs.to_dict(job)
-    view["outputs"] = [{**o, "url": f"/api/cloud/jobs/{quote(job.id, safe='')}/outputs/{quote(o['name'])}"}
-                       for o in job.outputs]
+    view = jobs.to_dict(job)  # output URLs relative to this site, encoded
     approval = None
     try:
         req = approvals.for_job(session, job_id)

@@ -14,7 +14,8 @@ from activities.identity import logins
 from activities.identity import users
 from activities.identity.api_keys import KeyCreate
 from activities.identity.logins import SESSION_TTL
-from api.deps import CSRF_HEADER, SESSION_COOKIE, CredentialHolderDep, PrincipalDep, SessionDep, client_ip
+from api.deps import (CSRF_HEADER, SESSION_COOKIE, CredentialHolderDep, PrincipalDep, SessionDep, client_ip,
+                      set_session_cookie)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -39,8 +40,7 @@ def login(body: LoginBody, session: SessionDep, request: Request, response: Resp
     if body.mode == "bearer":  # no cookie, so no CSRF exposure: the client sends the token itself
         return {"user": users.to_dict(session, user), "access_token": token, "token_type": "bearer",
                 "expires_in": int(SESSION_TTL.total_seconds())}
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    set_session_cookie(request, response, token)
     return {"user": users.to_dict(session, user), "csrf_token": principal.csrf_token, "csrf_header": CSRF_HEADER,
             "expires_in": int(SESSION_TTL.total_seconds())}
 

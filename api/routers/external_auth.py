@@ -34,7 +34,7 @@ from activities.audit.trail import audit
 from activities.identity.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
 from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
-from api.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, StateDep, UsersAdminDep, client_ip
+from api.deps import CSRF_HEADER, SessionDep, StateDep, UsersAdminDep, client_ip, set_session_cookie
 from api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,7 @@ def _finish(core: AppState, ident: ExternalIdentity, kind: str, ip: str | None,
 def _session_answer(request: Request, response: Response, result: tuple[str, Principal, dict],
                     **extra: Any) -> dict:
     token, principal, user = result
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    set_session_cookie(request, response, token)
     return {"user": user, "csrf_token": principal.csrf_token, "csrf_header": CSRF_HEADER,
             "expires_in": int(SESSION_TTL.total_seconds()), **extra}
 
