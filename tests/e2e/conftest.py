@@ -89,13 +89,24 @@ def own_temporal(tmp_path: Path) -> Iterator[TemporalDevServer]:
         server.stop()
 
 
+def _module_stack(temporal: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory,
+                  api_only: bool) -> Iterator[Stack]:
+    stack = Stack(temporal, tmp_path_factory.mktemp("shared-api" if api_only else "shared-stack"))
+    try:
+        stack.start_api() if api_only else stack.start()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
 @pytest.fixture(scope="module")
 def shared_stack(temporal: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One started stack for a whole module: for many small requests that each change nothing
     (bad-input tables), so they do not each pay for starting the API and the worker host."""
-    stack = Stack(temporal, tmp_path_factory.mktemp("shared-stack"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop_all()
+    yield from _module_stack(temporal, tmp_path_factory, api_only=False)
+
+
+@pytest.fixture(scope="module")
+def shared_api(temporal: TemporalDevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Like ``shared_stack``, with only the API process (for what needs neither workflows nor agents)."""
+    yield from _module_stack(temporal, tmp_path_factory, api_only=True)

@@ -14,13 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def api(temporal, tmp_path_factory):
-    stack = Stack(temporal, tmp_path_factory.mktemp("docs"))
-    try:
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop_all()
+def api(shared_api):
+    return shared_api
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -18,14 +18,9 @@ ST = Path(sys.executable).parent / "st"
 
 
 @pytest.fixture(scope="module")
-def api(temporal, tmp_path_factory):
-    stack = Stack(temporal, tmp_path_factory.mktemp("fuzz"))
-    try:
-        stack.start()
-        make_user(stack, "rita", "researcher")
-        yield stack
-    finally:
-        stack.stop_all()
+def api(shared_stack):
+    make_user(shared_stack, "rita", "researcher")
+    return shared_stack
 
 
 def fuzz(stack: Stack, token: str, tmp: Path) -> subprocess.CompletedProcess:

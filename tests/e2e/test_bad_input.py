@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.stack import Stack, detail_text
+from tests.e2e.stack import detail_text
 
 pytestmark = pytest.mark.e2e
 
@@ -14,13 +14,8 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def api_stack(temporal, tmp_path_factory):
-    stack = Stack(temporal, tmp_path_factory.mktemp("bad-input"))
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop_all()
+def api_stack(shared_stack):
+    return shared_stack
 
 
 @pytest.fixture

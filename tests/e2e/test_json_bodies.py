@@ -17,13 +17,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture(scope="module")
-def api(temporal, tmp_path_factory):
-    stack = Stack(temporal, tmp_path_factory.mktemp("json-bodies"))
-    try:
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop_all()
+def api(shared_api):
+    return shared_api
 
 
 def curl(url: str, *args: str) -> tuple[int, str]:
