@@ -43,6 +43,10 @@ def test_every_list_walks_by_cursor(stack):
         assert total == whole["total"] == len(whole[key]), path
     walked, _ = walk(stack, "/api/cloud/jobs", "jobs")
     assert [j["job_id"] for j in walked] == jobs[::-1]  # newest first
+    local = stack.submit(config_name="tiny", target="local")["job_id"]
+    by_target = {t: [j["job_id"] for j in stack.expect(stack.client.get("/api/cloud/jobs", params={"target": t}),
+                                                       200)["jobs"]] for t in ("local", "worker")}
+    assert by_target == {"local": [local], "worker": jobs[::-1]}
 
 
 @pytest.mark.parametrize("path", list(LISTS))
