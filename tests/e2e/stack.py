@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 
 from cli.proc_scan import pid_alive, processes_under  # noqa: F401  (pid_alive: used by tests through here)
-from tests.e2e.temporal_server import REPO_ROOT, TemporalDevServer, free_port, tail
+from tests.e2e.temporal_server import REPO_ROOT, TemporalDevServer, tail
+from tests.ports import free_port
 
 CONFIG_DIR = REPO_ROOT / "examples" / "configs"
 TINY_CONFIG = CONFIG_DIR / "tiny-numpy.json"

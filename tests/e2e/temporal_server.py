@@ -16,25 +16,19 @@ import asyncio
 import atexit
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from tests.ports import free_port
 from typing import Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 T = TypeVar("T")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the usual bind-to-0 trick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -4,7 +4,6 @@ included, within 10 s; the local agent's token is in no command line."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import stat
 import subprocess
@@ -16,7 +15,8 @@ import httpx
 import pytest
 
 from cli.proc_scan import pid_alive, processes_under
-from tests.e2e.temporal_server import REPO_ROOT, free_port
+from tests.e2e.temporal_server import REPO_ROOT
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 STOP_DEADLINE = 10.0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.stack import REPO_ROOT
-from tests.e2e.temporal_server import free_port
+from tests.ports import free_port
 from tests.e2e.test_users_and_auth import bearer_for, make_user
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ import pytest
 from activities.notify.mail import imap_watch
 from activities.notify.mail.imap_watch import ImapSettings, MailboxAuthError, MailboxError, MailboxWatcher
 from activities.notify.mail.smtp_send import MailDeliveryError, SmtpSettings, send_message
-from tests.servers.ldap_server import _free_port
+from tests.ports import free_port
 from tests.servers.mail_server import DovecotServer, SmtpSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -183,7 +183,7 @@ async def test_delivery_errors(case: str, sink: SmtpSink, tls_sink: SmtpSink, sm
         "untrusted-starttls": SmtpSettings("127.0.0.1", tls_sink.port, use_tls=True),
         "untrusted-smtps": SmtpSettings("127.0.0.1", smtps_sink.port, use_ssl=True),
         "no-starttls": SmtpSettings("127.0.0.1", sink.port, use_tls=True),  # required but not offered
-        "refused": SmtpSettings("127.0.0.1", _free_port(), timeout=3),
+        "refused": SmtpSettings("127.0.0.1", free_port(), timeout=3),
     }[case]
     started = time.monotonic()
     with pytest.raises(MailDeliveryError, match=f"127.0.0.1:{settings.port}") as err:
@@ -320,7 +320,7 @@ async def test_folder_with_a_space(dovecot: DovecotServer, leo: str) -> None:
 
 async def test_unreachable_server() -> None:
     with pytest.raises(MailboxError, match="connect"):
-        await MailboxWatcher(ImapSettings("127.0.0.1", _free_port(), LEO, PW, timeout=3),
+        await MailboxWatcher(ImapSettings("127.0.0.1", free_port(), LEO, PW, timeout=3),
                              Recorder().on_message).run()
 
 

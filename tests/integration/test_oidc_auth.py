@@ -7,7 +7,6 @@ development login/consent forms, which ``login_through_browser_forms`` walks lik
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from activities.identity.sso import oidc_auth as oidc
 from activities.identity.external_identity import (
     ExternalIdentity, InvalidCredentials, NotMapped, ProviderMisconfigured, ProviderUnavailable)
+from tests.ports import free_port
 from tests.servers.oidc_server import OidcProviderServer, login_through_browser_forms
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -35,12 +35,6 @@ USERS: dict[str, dict[str, Any]] = {
              "realm_access": {"roles": ["offline_access", "ml-researcher"]}},
     "nora": {"email": "nora@corp.test", "email_verified": False, "groups": ["Marketing"]},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 SUFFIX = "dc=corp,dc=test"
@@ -98,12 +100,6 @@ def _base_ldif() -> str:
     return "\n".join(parts)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _make_certs(d: Path) -> None:
     """A throwaway CA and a server certificate for 127.0.0.1 / localhost (EC keys: instant to make)."""
     def run(*args: str) -> None:
@@ -163,7 +159,7 @@ class SlapdServer:
         raise RuntimeError(f"slapd did not start: {(d / 'slapd.log').read_text()[-2000:]}")
 
     def _launch(self) -> bool:
-        self.port, self.ldaps_port = _free_port(), _free_port()
+        self.port, self.ldaps_port = free_port(), free_port()
         if self.port == self.ldaps_port:
             return False
         log = open(self.dir / "slapd.log", "ab")  # noqa: SIM115 - slapd keeps it until it exits

@@ -39,7 +39,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.servers.ldap_server import _free_port, _make_certs
+from tests.servers.ldap_server import _make_certs
+from tests.ports import free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVECOT_LDA = "/usr/lib/dovecot/dovecot-lda"
@@ -132,8 +133,8 @@ class DovecotServer:
         raise RuntimeError(f"dovecot did not start: {log[-2000:]}")
 
     def _launch(self) -> bool:
-        self.port = _free_port()
-        self.ssl_port = _free_port() if self.tls else 0  # port 0 disables a listener
+        self.port = free_port()
+        self.ssl_port = free_port() if self.tls else 0  # port 0 disables a listener
         if self.port == self.ssl_port:
             return False
         ssl_conf = (f"ssl = yes\nssl_cert = <{self.dir}/server.crt\nssl_key = <{self.dir}/server.key"
@@ -279,7 +280,7 @@ class SmtpSink:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(self.dir / "server.crt", self.dir / "server.key")
         for attempt in range(5):  # aiosmtpd rejects port 0, so probe a free one and retry if it was taken
-            self.port = _free_port()
+            self.port = free_port()
             self.controller = Controller(
                 _Handler(self), hostname="127.0.0.1", port=self.port, server_hostname="sink.test",
                 tls_context=ctx if self.tls else None, require_starttls=False,
