@@ -20,6 +20,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.control_calls import CONTROL_ACTIVITY_TIMEOUT, CONTROL_RETRY, control_activity
+
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ERR_APPROVAL_FORBIDDEN, ERR_APPROVAL_NOT_PENDING, ERR_WORKFLOW_CONTINUING, SA_APPROVAL_STATE, ApprovalDecision, ApprovalNotice,
@@ -28,8 +30,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.training_job_legacy import legacy_approver_refusal
 
-CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
-CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5), maximum_attempts=10)
 STATUS_FOR_DECISION = {"approve": "approved", "reject": "rejected", "cancel": "cancelled", "expire": "expired"}
@@ -53,6 +53,7 @@ class ApprovalGate:
         self.outcome: ApprovalOutcome | None = None
         self.notices: list[workflow.ActivityHandle] = []
         self.checked = False  # decisions are checked in the database (set by the workflow's run)
+        self.finish_controls = False  # a workflow cancel lets open/close finish first (set by the run)
         self.deciding = asyncio.Lock()
         self.handing_over = False  # this run is about to continue as new: decisions go to the next one
         self.bound = True  # a continued run checks decisions only once the database has moved the job to it
@@ -118,11 +119,10 @@ class ApprovalGate:
             timeout = max(0.001, (self.opened.expires_at - workflow.now()).total_seconds())
         else:
             self.requirement = requirement
-            self.opened = await workflow.execute_local_activity(
+            self.opened = await self._control(
                 "open_approval", OpenApproval(job_id=self.sub.job_id, owner_id=self.sub.owner_id,
                                               owner_name=self.sub.owner_name, config_name=self.sub.config_name,
-                                              requirement=requirement),
-                result_type=ApprovalOpened, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT, retry_policy=CONTROL_RETRY)
+                                              requirement=requirement), ApprovalOpened)
             self._set_state("pending")
             await enter_pending(f"waiting for approval by a {requirement.required_level} or higher: "
                                 f"{requirement.reason}")
@@ -165,14 +165,16 @@ class ApprovalGate:
 
     async def close(self, outcome: ApprovalOutcome) -> None:
         """Write the outcome, release a waiting update, tell the people concerned."""
-        await workflow.execute_local_activity("close_approval", outcome, start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
-                                              retry_policy=CONTROL_RETRY)
+        await self._control("close_approval", outcome)
         self.outcome = outcome
         self._set_state(outcome.status)
         for handle in self.notices:  # approvers still being mailed about a closed request: stop
             if not handle.done():
                 handle.cancel()
         self._notify(outcome.status)
+
+    async def _control(self, name: str, arg, result_type=None):
+        return await control_activity(name, arg, result_type, finish_on_cancel=self.finish_controls)
 
     async def cancel_if_pending(self) -> None:
         """The job was cancelled while waiting: close the request as cancelled."""

@@ -14,6 +14,7 @@ workflow settles each dispatch from the database.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 TRAINING_MAX_DURATION = timedelta(days=30)
+CANCEL_BETWEEN_TRIES_PATCH = "dispatch-cancel-between-tries-v1"
 
 
 @workflow.defn(name=DISPATCH_WORKFLOW)
@@ -69,6 +71,9 @@ class GpuDispatchWorkflow:
                     return DispatchResult(outcome="not_started", attempt=self.attempt, lost=self.lost,
                                           error=f"no agent of pool {req.task_queue} started attempt {self.attempt} "
                                                 f"within {req.start_timeout_seconds:g} s")
+                if workflow.cancellation_reason() is not None and workflow.patched(CANCEL_BETWEEN_TRIES_PATCH):
+                    # cancelled while this try was ending (the SDK spent the cancel on it): no next try
+                    raise asyncio.CancelledError() from err
                 last_error = _message(err)
                 if not (isinstance(cause, ApplicationError) and cause.type == ERR_AGENT_UNAVAILABLE):
                     self.lost += 1

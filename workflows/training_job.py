@@ -18,10 +18,10 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, NexusOperationError, TimeoutError
 
 from workflows.approval_gate import ApprovalEnded, ApprovalGate, ApprovalSuspended
+from workflows.control_calls import CANCEL_CLEANUP_PATCH, control_activity, is_workflow_cancel
 from workflows.training_job_legacy import LegacyJobPath
 
 with workflow.unsafe.imports_passed_through():
@@ -36,8 +36,6 @@ with workflow.unsafe.imports_passed_through():
         task_queue_priority,
     )
 
-CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
-CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 DISPATCH_MAX_DURATION = timedelta(days=60)
 MAX_HANDBACKS = 25  # attempt numbers a dispatch may spend on agents that hand the task back
 MAX_CLAIM_HINTS = 16
@@ -70,6 +68,7 @@ class TrainingJobWorkflow(LegacyJobPath):
         self.scope: JobScope | None = None  # set when the job joins the admission queue
         self.admitted = False
         self.checked = False  # this run confirms every signal in the database (see run)
+        self.finish_controls = False  # a cancel lets a running control activity finish (see run)
         self.admission_hint = False
         self.claim_hints: list[AgentStarted] = []
         self.limits = RunLimits(max_attempts=sub.max_attempts, heartbeat_timeout_seconds=sub.heartbeat_timeout_seconds,
@@ -135,6 +134,9 @@ class TrainingJobWorkflow(LegacyJobPath):
     async def run(self, sub: JobSubmission) -> JobResult:
         self.checked = workflow.patched(GPU_PLANE_PATCH)
         self.approval.checked = self.checked
+        # a cancel while a control activity runs lets it finish, then cleans up (see cancel_safe)
+        self.finish_controls = self.checked and workflow.patched(CANCEL_CLEANUP_PATCH)
+        self.approval.finish_controls = self.finish_controls
         outputs = []
         try:
             completed_outputs = None
@@ -150,13 +152,15 @@ class TrainingJobWorkflow(LegacyJobPath):
         except JobEnded as ended:
             await self._release()
             await self._transition(ended.status, error=ended.error)
-        except asyncio.CancelledError:
+        except BaseException as err:
+            if not (isinstance(err, asyncio.CancelledError) or (self.finish_controls and is_workflow_cancel(err))):
+                raise
             await self.approval.cancel_if_pending()
             await self._release()
             await self._close_dispatch()
             await self._transition("cancelled", error="cancelled by request")
             await self.approval.drain_notices()
-            raise
+            raise asyncio.CancelledError() from (None if isinstance(err, asyncio.CancelledError) else err)
         await self.approval.drain_notices()
         return JobResult(job_id=sub.job_id, status=self.status, attempt=self.attempt,
                          agent_name=self.agent.agent_name if self.agent else None, error=self.error, outputs=outputs)
@@ -218,9 +222,7 @@ class TrainingJobWorkflow(LegacyJobPath):
             raise JobEnded("failed", _message(err)) from err
 
     async def _control(self, name: str, arg, result_type=None):
-        return await workflow.execute_local_activity(name, arg, result_type=result_type,
-                                                     start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
-                                                     retry_policy=CONTROL_RETRY)
+        return await control_activity(name, arg, result_type, finish_on_cancel=self.finish_controls)
 
     async def _await_approval(self, evaluated: EvaluatedJob, resumed: bool = False) -> None:
         assert evaluated.approval is not None
@@ -386,9 +388,7 @@ class TrainingJobWorkflow(LegacyJobPath):
     async def _transition(self, status: str, queue_reason: str | None = None, error: str | None = None,
                           outputs: list | None = None) -> None:
         transition = self._next_transition(status, queue_reason, error, outputs)
-        await workflow.execute_local_activity("record_transition", transition,
-                                              start_to_close_timeout=CONTROL_ACTIVITY_TIMEOUT,
-                                              retry_policy=CONTROL_RETRY)
+        await self._control("record_transition", transition)
         self._mirror()
 
     def _next_transition(self, status: str, queue_reason: str | None = None, error: str | None = None,

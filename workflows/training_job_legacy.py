@@ -17,6 +17,8 @@ from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
+from workflows.control_calls import CONTROL_ACTIVITY_TIMEOUT, CONTROL_RETRY
+
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, SA_COST_ESTIMATE, SA_ORG_SLUG,
@@ -24,8 +26,6 @@ with workflow.unsafe.imports_passed_through():
         Placement, PlacementRequest, TrainingAssignment, TrainingOutcome, approver_eligible, task_queue_priority,
     )
 
-CONTROL_ACTIVITY_TIMEOUT = timedelta(seconds=30)
-CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 DISPATCH_SCHEDULE_TO_START = timedelta(minutes=10)
 TRAINING_MAX_DURATION = timedelta(days=30)
 MAX_HANDBACKS = 25

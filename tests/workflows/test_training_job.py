@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,8 +26,9 @@ from workflows.contracts import (
     AGENT_STARTED_SIGNAL, ERR_AGENT_UNAVAILABLE, ERR_TRAINING_FAILED, RUN_TRAINING_ACTIVITY, AdmissionRequest,
     AdmissionTicket, AgentStarted, ClaimCheck, ConfirmedClaim, DispatchOpening, DispatchTicket, EvaluatedJob,
     JobResult, JobSubmission, Placement, PlacementRequest, RunContinuation, RunLimits, SettledDispatch, SettleRequest,
-    TrainingConfigSpec, TrainingOutcome, TrainingTask, Transition,
+    TrainingConfigSpec, TrainingOutcome, TrainingTask, Transition, dispatch_workflow_id,
 )
+from workflows.gpu_dispatch import GpuDispatchWorkflow
 from workflows.training_job import TrainingJobWorkflow
 
 HISTORIES = Path(__file__).parent.parent / "fixtures" / "histories"
@@ -201,11 +203,12 @@ async def run_job(env, fakes: Fakes, config: str = "cfg", after_start=None, hear
     return result, history
 
 
-def record_history(history, suffix: str = "") -> None:
+def record_history(history, suffix: str = "", prefix: str = "checked-") -> None:
     if os.environ.get("SIMPLETUNER_RECORD_HISTORIES"):  # refresh the replay fixtures on purpose only
         name = os.environ.get("PYTEST_CURRENT_TEST", "job").split("::")[-1].split(" ")[0]
+        name = re.sub(r"\[(.*)\]$", r"-\1", name)  # parameters: no brackets in file names
         repo = str(HISTORIES.parents[2]) + "/"  # stack traces: keep paths repo-relative
-        HISTORIES.joinpath(f"checked-{name}{suffix}.json").write_text(history.to_json().replace(repo, ""))
+        HISTORIES.joinpath(f"{prefix}{name}{suffix}.json").write_text(history.to_json().replace(repo, ""))
 
 
 async def finishes(fakes: Fakes, task: TrainingTask, agent: str = "agent-1") -> TrainingOutcome:
@@ -331,6 +334,75 @@ async def test_cancel_reaches_the_running_activity_across_the_bridge(wf_env):
     assert len(fakes.settled) == 1  # the open dispatch was closed, so nothing can claim it any more
 
 
+@pytest.mark.parametrize("when", ["handing_back", "before_claim", "after_claim", "when_running"])
+@pytest.mark.parametrize("continue_as_new", [False, True], ids=["one_run", "new_run_per_try"])
+async def test_cancel_reaches_the_next_attempt_after_a_hand_back(wf_env, when, continue_as_new):
+    """The agent of attempt 1 hands the job back (shutdown); a cancel sent while it does so, or as
+    attempt 2 starts on another agent at each point of its start, ends the job as cancelled, with
+    attempt 2 (if it started at all) cancelled too."""
+    cancelled = asyncio.Event()
+    started = asyncio.Event()
+    claimed = asyncio.Event()
+
+    async def train(fakes: Fakes, task: TrainingTask) -> TrainingOutcome:
+        if task.attempt == 1:
+            await claim(fakes, task, agent="agent-a")
+            await wait_until(lambda: "running" in fakes.statuses(), 10, "attempt 1 to run")
+            if when == "handing_back":  # the cancel reaches the dispatch as this try ends otherwise
+                await activity.client().get_workflow_handle(task.job_id).cancel()
+                await _until_cancel_requested(activity.client(), activity.info().workflow_id)
+            fakes.claims[1].released = True
+            raise ApplicationError("agent shut down; job handed back", type=ERR_AGENT_UNAVAILABLE)
+        started.set()
+        if when == "handing_back":
+            raise ApplicationError("a cancelled dispatch started another try", type=ERR_TRAINING_FAILED,
+                                   non_retryable=True)
+        try:
+            activity.heartbeat()
+            await asyncio.sleep(0)  # the cancel may land here, before the claim
+            await claim(fakes, task, agent="agent-b")
+            claimed.set()
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    fakes = Fakes(train)
+    if continue_as_new:
+        fakes.max_history_events = 1  # the dispatch continues as new before every try
+
+    async def cancel_during_hand_over(handle: WorkflowHandle) -> None:
+        if when == "handing_back":
+            return
+        await asyncio.wait_for(started.wait(), 20)
+        if when == "after_claim":
+            await asyncio.wait_for(claimed.wait(), 10)
+        elif when == "when_running":
+            await wait_until(lambda: fakes.statuses().count("running") >= 2, 10, "attempt 2 to run")
+        await handle.cancel()
+
+    result, history = await run_job(wf_env, fakes, after_start=cancel_during_hand_over, heartbeat_timeout=5.0)
+    assert isinstance(result, WorkflowFailureError) and isinstance(result.cause, CancelledError), result
+    assert cancelled.is_set() != (when == "handing_back") and started.is_set() != (when == "handing_back")
+    dispatch = await wf_env.pyd_client.get_workflow_handle(dispatch_workflow_id(history.workflow_id, 1)).fetch_history()
+    record_history(dispatch, prefix="dispatch-")
+    await Replayer(workflows=[GpuDispatchWorkflow], data_converter=pydantic_data_converter).replay_workflow(dispatch)
+    assert fakes.statuses()[-1] == "cancelled", [(t.status, t.attempt, t.agent_name) for t in fakes.transitions]
+    assert len(fakes.settled) == 1  # the open dispatch was closed
+
+
+async def _until_cancel_requested(client, workflow_id: str, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            if event.HasField("workflow_execution_cancel_requested_event_attributes"):
+                return
+        assert asyncio.get_running_loop().time() < deadline, f"{workflow_id} was not asked to cancel"
+        await asyncio.sleep(0.05)
+
+
 async def test_forged_agent_started_changes_nothing(wf_env):
     """An agent_started signal nobody claimed (anyone can send one) is checked and ignored."""
     forged = asyncio.Event()
@@ -366,4 +438,5 @@ async def test_recorded_histories_replay(path):
     from temporalio.client import WorkflowHistory
 
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=[TrainingJobWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    workflow = GpuDispatchWorkflow if path.name.startswith("dispatch-") else TrainingJobWorkflow
+    await Replayer(workflows=[workflow], data_converter=pydantic_data_converter).replay_workflow(history)
