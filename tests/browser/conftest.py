@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from tests.browser.visit import Visit
 from tests.e2e.conftest import pytest_runtest_makereport, stack, stack_factory, temporal  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,3 +28,19 @@ def browser() -> Iterator:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def tab(browser, stack, tmp_path):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    tabs: list[Visit] = []
+    counter = itertools.count(1)
+
+    def make(**kwargs) -> Visit:
+        visit = Visit(browser, stack, shots, counter, **kwargs)
+        tabs.append(visit)
+        return visit
+    yield make
+    for visit in tabs:
+        visit.close()
