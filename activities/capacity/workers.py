@@ -25,12 +25,23 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 
 
+def check_labels(value: dict[str, str] | None) -> dict[str, str] | None:
+    """Label keys an agent's pool can be named by; values of bounded length."""
+    for key, label in (value or {}).items():
+        if not LABEL_RE.match(key) or len(label) > 200:
+            raise ValueError(f"label {key!r}: keys are 1-64 letters, digits, '.', '_', '-', '/'; values at most "
+                             "200 characters")
+    return value
+
+
 class WorkerCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str
     worker_type: Literal["persistent", "ephemeral"] = "persistent"
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
     local: bool = False
+
+    _labels = field_validator("labels")(lambda value: check_labels(value))
 
     @field_validator("name")
     @classmethod
@@ -58,14 +69,7 @@ class WorkerPatch(RequestBody):
     model_config = ConfigDict(extra="forbid")
     labels: dict[str, str] | None = Field(None, max_length=64)
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for key, label in (value or {}).items():
-            if not LABEL_RE.match(key) or len(label) > 200:
-                raise ValueError(f"label {key!r}: keys are 1-64 letters, digits, '.', '_', '-', '/'; values at most "
-                                 "200 characters")
-        return value
+    _labels = field_validator("labels")(lambda value: check_labels(value))
 
 
 class Heartbeat(RequestBody):
