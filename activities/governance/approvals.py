@@ -58,12 +58,15 @@ def visible(principal: Principal, req: ApprovalRequest, channel: str = "rest") -
 
 
 def list_requests(session: Session, principal: Principal, status: str | None = None, job_id: str | None = None,
-                  user: str | None = None, page: PageRequest = PageRequest()) -> Page[ApprovalRequest]:
+                  user: str | None = None, page: PageRequest = PageRequest(),
+                  decided_only: bool = False) -> Page[ApprovalRequest]:
     query = select(ApprovalRequest)
     if not principal.has("admin.approve"):
         query = query.where(ApprovalRequest.user_id == principal.user_id)
     if status:
         query = query.where(ApprovalRequest.status == status)
+    if decided_only:
+        query = query.where(ApprovalRequest.status != "pending")
     if job_id:
         query = query.where(ApprovalRequest.job_id == job_id)
     if user:

@@ -58,6 +58,11 @@ def check_csrf(principal: Principal, form: dict[str, str]) -> None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A urlencoded form body (first value of each field)."""
+    return {k: v[0] for k, v in (await read_form_lists(request)).items()}
+
+
+async def read_form_lists(request: Request) -> dict[str, list[str]]:
+    """A urlencoded form body, every value of each field (check boxes of one name)."""
     check_same_origin(request)
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != FORM_TYPE:
@@ -69,7 +74,7 @@ async def read_form(request: Request) -> dict[str, str]:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput("malformed form") from None
-    return {k: v[0] for k, v in fields.items()}
+    return fields
 
 
 def local_path(value: str | None, default: str = "/jobs") -> str:

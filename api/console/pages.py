@@ -58,8 +58,10 @@ class SignInRequired(Exception):
 
 def render(request: Request, principal: Principal | None, template: str, status: int = 200,
            **context: Any) -> HTMLResponse:
-    nav = {"admin_users": bool(principal and principal.has("admin.users")),
-           "submit": bool(principal and principal.has("job.submit"))}
+    def may(permission: str) -> bool:
+        return bool(principal and principal.has(permission))
+    nav = {"admin_users": may("admin.users"), "submit": may("job.submit"), "approvals": principal is not None,
+           "queue": principal is not None, "workers": may("admin.workers"), "setup": may("admin.config")}
     response = templates.TemplateResponse(request, template, {
         "principal": principal, "csrf": principal.csrf_token if principal else "", "nav": nav,
         "static": STATIC_PREFIX, "path": request.url.path, **context}, status_code=status)
@@ -133,6 +135,21 @@ def _int(value: str | None, default: int | None, low: int, high: int, name: str)
     if not low <= number <= high:
         raise InvalidInput(f"{name}: must be between {low} and {high}")
     return number
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    """A form's pydantic errors as lines to show: ``field: message``."""
+    return [f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()]
+
+
+def _write(request: Request, fn, *args):
+    """``fn(session, *args)`` in a thread with a read-write session, committed."""
+    def run():
+        with get_state(request).db.session() as session:
+            result = fn(session, *args)
+            session.commit()
+            return result
+    return asyncio.to_thread(run)
 
 
 def _blank(value: str | None) -> str | None:
@@ -342,7 +359,7 @@ async def new_job_submit(request: Request) -> Response:
         job, _ = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))
         return _see_other(f"/jobs/{quote(job['job_id'], safe='')}")
     except ValidationError as exc:
-        errors = [f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()]
+        errors = validation_messages(exc)
         status = 422
     except (InvalidInput, Conflict, Forbidden) as exc:
         errors, status = [exc.detail], exc.status_code

@@ -7,16 +7,14 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import ConfigDict, Field
 
-from activities.request_body import RequestBody
 from activities.errors import NotFound
 from activities.capacity import admission, queue_view
 from activities.jobs import jobs
-from activities.audit.trail import audit
 from activities.identity.principals import Principal
-from activities.capacity.admission_signals import pass_and_notify
+from api import queue_changes
 from api.approval_decisions import DecisionBody, decide, for_job
+from api.queue_changes import ConcurrencyBody, PriorityBody
 from api.paging import PageDep
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.job_cancel import cancel_job
@@ -24,17 +22,6 @@ from api.job_cancel import cancel_job
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 QueueAdminDep = Annotated[Principal, Depends(require("queue.manage"))]
 QueueApproverDep = Annotated[Principal, Depends(require("queue.approve"))]
-
-
-class ConcurrencyBody(RequestBody):
-    model_config = ConfigDict(extra="forbid")
-    max_concurrent: int | None = Field(None, ge=1, le=100_000)
-    user_max_concurrent: int | None = Field(None, ge=1, le=100_000)
-
-
-class PriorityBody(RequestBody):
-    model_config = ConfigDict(extra="forbid")
-    priority: int | None = Field(ge=0, le=1000)  # null removes the override
 
 
 @router.get("")
@@ -72,32 +59,13 @@ def get_concurrency(session: SessionDep, _: PrincipalDep) -> dict:
 
 @router.post("/concurrency")
 async def set_concurrency(body: ConcurrencyBody, state: StateDep, principal: QueueAdminDep, request: Request) -> dict:
-    def store() -> dict:
-        with state.db.session() as session:
-            qs = admission.set_limits(session, body.max_concurrent, body.user_max_concurrent, principal.username)
-            audit(session, principal.username, "queue.concurrency_changed", "queue", None, body.model_dump(),
-                  ip=client_ip(request))
-            session.commit()
-            return {"max_concurrent": qs.max_concurrent, "user_max_concurrent": qs.user_max_concurrent}
-    result = await asyncio.to_thread(store)
-    await pass_and_notify(state.db.session, state.temporal)
-    return result
+    return await queue_changes.set_concurrency(state, principal, body, client_ip(request))
 
 
 @router.post("/{job_id}/priority")
 async def set_priority(job_id: str, body: PriorityBody, state: StateDep, principal: QueueAdminDep,
                        request: Request) -> dict:
-    def store() -> dict:
-        with state.db.session() as session:
-            jobs.get(session, job_id)
-            row = admission.set_priority(session, job_id, body.priority)
-            audit(session, principal.username, "queue.priority_changed", "job", job_id, {"priority": body.priority},
-                  ip=client_ip(request))
-            session.commit()
-            return {"job_id": job_id, "priority": admission.effective_priority(row)}
-    result = await asyncio.to_thread(store)
-    await pass_and_notify(state.db.session, state.temporal)
-    return result
+    return await queue_changes.set_priority(state, principal, job_id, body, client_ip(request))
 
 
 @router.post("/{job_id}/approve")
