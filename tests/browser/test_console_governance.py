@@ -6,23 +6,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.visit import MARKUP, sign_in_with_key, sign_in_with_password
-from tests.e2e.test_approval_api import pending
+from tests.e2e.test_approval_api import gated, pending  # noqa: F401 (gated: a fixture)
 from tests.e2e.test_users_and_auth import bearer_for, make_user
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def gated(stack):
-    """A local agent, and every job of config 'gated-*' needs a lead's approval."""
-    _, token = stack.create_worker("local-1", {"host": "local"}, local=True)
-    stack.start_agent(token, name="local-1")
-    stack.put_config("gated-a", steps=1)
-    stack.expect(stack.client.post("/api/approvals/rules", json={
-        "name": "gate", "condition": "config_pattern", "threshold": "gated-*", "required_approver_level": "lead"}), 201)
-    for name, level in (("rae", "researcher"), ("lena", "lead")):
-        make_user(stack, name, level)
-    return stack
 
 
 def test_a_lead_approves_a_pending_job_and_it_runs(gated, tab):
