@@ -25,7 +25,7 @@ test: install test-servers  ## the suite against real processes, two at a time; 
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
 
 slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, long waits and the reconciler on PostgreSQL); CI runs them too
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m slow --durations=15
+	$(BIN)/python -m pytest -q -n 2 -m slow --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

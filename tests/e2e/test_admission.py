@@ -66,7 +66,6 @@ def replay(stack, max_total: int, max_user: int, team_limits: dict[str, int]) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("two-hundred-submissions")  # one after the other: each needs the 2 cores
 def test_two_hundred_submissions_from_twenty_users(stack):
     for i in range(5):
         _, token = stack.create_worker(f"local-{i}", {"host": "local"}, local=True)

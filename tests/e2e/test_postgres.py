@@ -37,7 +37,6 @@ def test_core_job_path_on_postgresql(pg_stack):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("two-hundred-submissions")  # one after the other: each needs the 2 cores
 def test_two_hundred_submissions_on_postgresql(pg_stack):
     test_admission.test_two_hundred_submissions_from_twenty_users(pg_stack)
 
