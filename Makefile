@@ -24,8 +24,8 @@ run: install          ## Temporal + worker host + API + a local GPU agent, in th
 test: install test-servers  ## the suite against real processes, two at a time; prints the 15 slowest
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
 
-slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, long waits and the reconciler on PostgreSQL); CI runs them too
-	$(BIN)/python -m pytest -q -n 2 -m slow --durations=15
+slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, long waits and the reconciler on PostgreSQL), one at a time: each 200-job burst needs both cores; CI runs them too
+	$(BIN)/python -m pytest -q -p no:xdist -m slow --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
