@@ -17,7 +17,7 @@ from activities.governance import approvals
 from activities.paging import PageRequest
 from api.approval_decisions import BulkBody, decide, decide_many
 from api.console.auth import check_csrf, read_form_lists
-from api.console.pages import _blank, _db, _see_other, page, render, signed_in
+from api.console.pages import _blank, _db, _see_other, page, pager, render, signed_in
 from api.deps import client_ip, get_state
 
 router = APIRouter(include_in_schema=False)
@@ -43,9 +43,8 @@ async def _render_list(request: Request, view: str, cursor: str | None, status: 
                                         PageRequest(limit=50, cursor=cursor), decided_only=view == "history")
         return [approvals.to_dict(r) for r in found.rows], found
     rows, found = await _db(request, load)
-    next_url = "/approvals?" + urlencode({"view": view, "cursor": found.next_cursor}) if found.next_cursor else None
     return render(request, principal, "approvals.html", status=status, view=view, requests=rows,
-                  total=found.total, next_url=next_url, first_url=f"/approvals?view={view}", paged=bool(cursor),
+                  **pager("/approvals", found, cursor, {"view": view}),
                   may_decide=principal.has("admin.approve"), me=principal.user_id, errors=errors or [],
                   notice=notice)
 

@@ -1,4 +1,5 @@
-"""The console's pages: sign-in, jobs (list, new, detail, cancel), admin users, and the error pages.
+"""The console's pages: sign-in, jobs (list, new, detail, cancel), the Administration index, and the error
+pages; the helpers every page module uses.
 
 Every page resolves the caller from the login session (``api.console.auth``) and reads through the
 domain functions the REST routes use, with the same permission checks; templates only show what a
@@ -25,11 +26,12 @@ from pydantic import ValidationError
 from activities.db.models import User
 from activities.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from activities.governance import approvals
-from activities.identity import logins, principals, users
+from activities.identity import logins, principals
 from activities.identity.principals import Principal
 from activities.identity.sso import providers as sso
 from activities.jobs import configs, events, jobs
 from activities.paging import PageRequest
+from api.console import sections
 from api.console.auth import check_csrf, local_path, read_form, session_principal
 from api.deps import SESSION_COOKIE, client_ip, get_state, set_session_cookie
 from api.job_cancel import cancel_job
@@ -60,8 +62,9 @@ def render(request: Request, principal: Principal | None, template: str, status:
            **context: Any) -> HTMLResponse:
     def may(permission: str) -> bool:
         return bool(principal and principal.has(permission))
-    nav = {"admin_users": may("admin.users"), "submit": may("job.submit"), "approvals": principal is not None,
-           "queue": principal is not None, "workers": may("admin.workers"), "setup": may("admin.config")}
+    nav = {"admin": bool(sections.visible(principal)), "submit": may("job.submit"),
+           "approvals": principal is not None, "queue": principal is not None, "workers": may("admin.workers"),
+           "setup": may("admin.config")}
     response = templates.TemplateResponse(request, template, {
         "principal": principal, "csrf": principal.csrf_token if principal else "", "nav": nav,
         "static": STATIC_PREFIX, "path": request.url.path, **context}, status_code=status)
@@ -112,6 +115,17 @@ def signed_in(request: Request) -> Principal:
     return principal
 
 
+async def posted(request: Request, permission: str | None = None) -> tuple[Principal, dict[str, str]]:
+    """The signed-in caller of a form post and its fields, after the CSRF check and, when named, the
+    permission check."""
+    principal = signed_in(request)
+    form = await read_form(request)
+    check_csrf(principal, form)
+    if permission is not None:
+        principal.require(permission)
+    return principal, form
+
+
 def _copy_cookies(source: Response, target: Response) -> Response:
     target.raw_headers.extend(h for h in source.raw_headers if h[0] == b"set-cookie")
     return target
@@ -152,6 +166,15 @@ def _write(request: Request, fn, *args):
     return asyncio.to_thread(run)
 
 
+def pager(base: str, found, cursor: str | None, keep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``_pager.html`` needs for one page of a cursor-paged list at ``base`` (``keep``: the
+    filters every page link carries)."""
+    keep = {k: v for k, v in (keep or {}).items() if v is not None}
+    first_url = f"{base}?{urlencode(keep)}" if keep else base
+    next_url = f"{base}?{urlencode({**keep, 'cursor': found.next_cursor})}" if found.next_cursor else None
+    return {"total": found.total, "next_url": next_url, "first_url": first_url, "paged": bool(cursor)}
+
+
 def _blank(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
@@ -167,8 +190,11 @@ def _providers(session) -> list[dict[str, str]]:
     return [{"name": row.name, "provider_type": row.provider_type} for row in sso.list_all(session) if row.enabled]
 
 
+SIGN_IN_NOTICES = {"password": "Your password was changed and every session ended: sign in with the new one."}
+
+
 async def _sign_in_page(request: Request, status: int = 200, error: str | None = None, form: str | None = None,
-                        next_url: str = "/jobs") -> HTMLResponse:
+                        next_url: str = "/jobs", notice: str | None = None) -> HTMLResponse:
     providers = await _db(request, _providers)
     callback = str(request.base_url).rstrip("/") + "/sign-in/oidc"
     for p in providers:
@@ -176,14 +202,14 @@ async def _sign_in_page(request: Request, status: int = 200, error: str | None =
             p["start_url"] = "/api/auth/external/oidc/start?" + urlencode(
                 {"provider": p["name"], "redirect_uri": callback, "return_to": next_url})
     return render(request, None, "sign_in.html", status=status, error=error, failed_form=form,
-                  providers=providers, next_url=next_url)
+                  providers=providers, next_url=next_url, notice=notice)
 
 
 @router.get("/sign-in")
-async def sign_in_form(request: Request, next: str | None = None) -> Response:
+async def sign_in_form(request: Request, next: str | None = None, done: str | None = None) -> Response:
     if session_principal(request) is not None:
         return _see_other(local_path(next))
-    return await _sign_in_page(request, next_url=local_path(next))
+    return await _sign_in_page(request, next_url=local_path(next), notice=SIGN_IN_NOTICES.get(done or ""))
 
 
 async def _sign_in_post(request: Request, kind: str, attempt) -> Response:
@@ -270,8 +296,7 @@ async def sign_in_oidc_return(request: Request) -> HTMLResponse:
 @router.post("/sign-out")
 @page
 async def sign_out(request: Request) -> Response:
-    principal = signed_in(request)
-    check_csrf(principal, await read_form(request))
+    principal, _ = await posted(request)
 
     def run() -> None:
         with get_state(request).db.session() as session:
@@ -302,13 +327,10 @@ async def jobs_list(request: Request, status: str | None = None, user: str | Non
                                   filters["target"], page_request)
         return [jobs.to_dict(j) for j in found.rows], found, events.latest_id(session)
     rows, found, last_event = await _db(request, load)
-    keep = {k: v for k, v in {**filters, "limit": None if size == 50 else size}.items() if v is not None}
-    next_url = "/jobs?" + urlencode({**keep, "cursor": found.next_cursor}) if found.next_cursor else None
-    first_url = ("/jobs?" + urlencode(keep)) if keep else "/jobs"
     events_url = "/api/events/stream?" + urlencode({"last_event_id": last_event})
-    return render(request, principal, "jobs.html", jobs=rows, total=found.total, filters=filters,
-                  statuses=ALL_STATUSES, targets=TARGETS, next_url=next_url, first_url=first_url,
-                  paged=bool(cursor), events_url=events_url, limit=size, page_sizes=PAGE_SIZES,
+    return render(request, principal, "jobs.html", jobs=rows, filters=filters, statuses=ALL_STATUSES,
+                  targets=TARGETS, events_url=events_url, limit=size, page_sizes=PAGE_SIZES,
+                  **pager("/jobs", found, cursor, {**filters, "limit": None if size == 50 else size}),
                   may_filter_user=principal.has("job.view.all"))
 
 
@@ -342,10 +364,7 @@ def _labels(text: str) -> dict[str, str]:
 @router.post("/jobs/new")
 @page
 async def new_job_submit(request: Request) -> Response:
-    principal = signed_in(request)
-    form = await read_form(request)
-    check_csrf(principal, form)
-    principal.require("job.submit")
+    principal, form = await posted(request, "job.submit")
     state = get_state(request)
     errors: list[str] = []
     try:
@@ -402,8 +421,7 @@ async def job_detail(request: Request, job_id: str) -> Response:
 @router.post("/jobs/{job_id}/cancel")
 @page
 async def job_cancel(request: Request, job_id: str) -> Response:
-    principal = signed_in(request)
-    check_csrf(principal, await read_form(request))
+    principal, _ = await posted(request)
     try:
         await cancel_job(get_state(request), principal, job_id, client_ip(request))
     except Conflict:  # it finished meanwhile: the page shows how
@@ -413,16 +431,11 @@ async def job_cancel(request: Request, job_id: str) -> Response:
 
 # ---- administration --------------------------------------------------------------------------------
 
-@router.get("/admin/users")
+@router.get("/admin")
 @page
-async def admin_users(request: Request, cursor: str | None = None) -> Response:
+async def admin_index(request: Request) -> Response:
     principal = signed_in(request)
-    principal.require("admin.users")
-
-    def load(session):
-        found = users.list_page(session, PageRequest(limit=100, cursor=_blank(cursor)))
-        return [users.to_dict(session, u) for u in found.rows], found
-    rows, found = await _db(request, load)
-    next_url = "/admin/users?" + urlencode({"cursor": found.next_cursor}) if found.next_cursor else None
-    return render(request, principal, "admin_users.html", users=rows, total=found.total, next_url=next_url,
-                  paged=bool(cursor))
+    shown = sections.visible(principal)
+    if not shown:
+        raise Forbidden("no administration section is open to you")
+    return render(request, principal, "admin_index.html", sections=shown)

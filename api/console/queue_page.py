@@ -12,8 +12,7 @@ from activities.capacity import queue_view
 from activities.errors import DomainError
 from activities.paging import PageRequest
 from api import queue_changes
-from api.console.auth import check_csrf, read_form
-from api.console.pages import _blank, _db, _int, _see_other, page, render, signed_in, validation_messages
+from api.console.pages import _blank, _db, _int, _see_other, page, posted, render, signed_in, validation_messages
 from api.deps import client_ip, get_state
 
 router = APIRouter(include_in_schema=False)
@@ -43,10 +42,7 @@ async def queue(request: Request, cursor: str | None = None) -> Response:
 @router.post("/queue/concurrency")
 @page
 async def queue_concurrency(request: Request) -> Response:
-    principal = signed_in(request)
-    form = await read_form(request)
-    check_csrf(principal, form)
-    principal.require("queue.manage")
+    principal, form = await posted(request, "queue.manage")
     try:
         body = queue_changes.ConcurrencyBody(
             max_concurrent=_int(form.get("max_concurrent"), None, 1, 100_000, "Jobs at once"),
@@ -62,10 +58,7 @@ async def queue_concurrency(request: Request) -> Response:
 @router.post("/queue/{job_id}/priority")
 @page
 async def queue_priority(request: Request, job_id: str) -> Response:
-    principal = signed_in(request)
-    form = await read_form(request)
-    check_csrf(principal, form)
-    principal.require("queue.manage")
+    principal, form = await posted(request, "queue.manage")
     try:
         priority = None if form.get("clear") else _int(form.get("priority"), None, 0, 1000, "Priority")
         await queue_changes.set_priority(get_state(request), principal, job_id,

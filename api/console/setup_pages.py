@@ -23,11 +23,13 @@ from activities.identity import orgs, setup_guide
 from activities.identity.principals import Principal
 from activities.identity.sso import providers as sso
 from activities.secrets import credentials
-from api.console.auth import check_csrf, read_form
-from api.console.pages import _blank, _db, _see_other, _write, page, render, signed_in, validation_messages
+from api.console import sections
+from api.console.pages import _blank, _db, _see_other, _write, page, posted, render, signed_in, validation_messages
 from api.deps import client_ip, get_state
 
 router = APIRouter(include_in_schema=False)
+sections.section("/setup", "Guided set-up", "Sign-in methods, organizations, teams, quotas and credentials, step by step.",
+                 setup_guide.PERMISSION)
 
 
 def _admin(request: Request) -> Principal:
@@ -85,9 +87,7 @@ async def setup_step(request: Request, key: str) -> Response:
 @router.post("/setup/{key}/mark")
 @page
 async def setup_mark(request: Request, key: str) -> Response:
-    principal = _admin(request)
-    form = await read_form(request)
-    check_csrf(principal, form)
+    principal, form = await posted(request, setup_guide.PERMISSION)
     state = form.get("state", "")
 
     def store(session) -> list[dict[str, Any]]:
@@ -146,10 +146,8 @@ def _scope_id(session, scope: str, ref: str) -> str:
 @router.post("/setup/{key}/create")
 @page
 async def setup_create(request: Request, key: str) -> Response:
-    principal = _admin(request)
+    principal, form = await posted(request, setup_guide.PERMISSION)
     setup_guide.step(key)
-    form = await read_form(request)
-    check_csrf(principal, form)
     state = get_state(request)
     try:
         await _write(request, _create, key, form, principal, client_ip(request))

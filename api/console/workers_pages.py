@@ -22,11 +22,13 @@ from activities.errors import Conflict, InvalidInput
 from activities.identity.principals import Principal
 from activities.paging import PageRequest
 from api.agent_events import nudge_queued_jobs
-from api.console.auth import check_csrf, read_form
-from api.console.pages import _blank, _db, _labels, _see_other, _write, page, render, signed_in, validation_messages
+from api.console import sections
+from api.console.pages import _blank, _db, _labels, _see_other, _write, page, pager, posted, render, signed_in, validation_messages
 from api.deps import get_state
 
 router = APIRouter(include_in_schema=False)
+sections.section("/workers", "Workers", "GPU agents: create with a token, drain, labels, rotate the token, delete.",
+                 "admin.workers")
 WORKER_TYPES = ("persistent", "ephemeral")
 
 
@@ -36,15 +38,6 @@ def _admin(request: Request) -> Principal:
     principal = signed_in(request)
     principal.require("admin.workers")
     return principal
-
-
-async def _posted(request: Request) -> tuple[Principal, dict[str, str]]:
-    """The signed-in admin of a form post and its fields, after the CSRF check."""
-    principal = signed_in(request)
-    form = await read_form(request)
-    check_csrf(principal, form)
-    principal.require("admin.workers")
-    return principal, form
 
 
 def _timeout(request: Request) -> float:
@@ -72,9 +65,7 @@ async def workers_list(request: Request, cursor: str | None = None) -> Response:
         found = workers.list_page(session, PageRequest(limit=100, cursor=_blank(cursor)))
         return [workers.to_dict(w, timeout) for w in found.rows], found
     rows, found = await _db(request, load)
-    next_url = "/workers?" + urlencode({"cursor": found.next_cursor}) if found.next_cursor else None
-    return render(request, principal, "workers.html", workers=rows, total=found.total, next_url=next_url,
-                  first_url="/workers", paged=bool(cursor))
+    return render(request, principal, "workers.html", workers=rows, **pager("/workers", found, cursor))
 
 
 # ---- a new worker, and its token shown once --------------------------------------------------------
@@ -108,7 +99,7 @@ async def new_worker_form(request: Request) -> Response:
 @router.post("/workers/new")
 @page
 async def new_worker_submit(request: Request) -> Response:
-    principal, form = await _posted(request)
+    principal, form = await posted(request, "admin.workers")
     try:
         body = WorkerCreate.model_validate({"name": form.get("name", "").strip(),
                                             "worker_type": form.get("worker_type", "persistent"),
@@ -138,7 +129,7 @@ async def worker_detail(request: Request, worker_id: str) -> Response:
 
 
 async def _set_draining(request: Request, worker_id: str, draining: bool) -> Response:
-    principal, _ = await _posted(request)
+    principal, _ = await posted(request, "admin.workers")
     await _write(request, workers.set_draining, worker_id, draining, principal.username)
     response = _see_other("/workers")
     if not draining:  # it takes jobs again: queued jobs re-check placement at once, as after the REST undrain
@@ -161,7 +152,7 @@ async def worker_undrain(request: Request, worker_id: str) -> Response:
 @router.post("/workers/{worker_id}/labels")
 @page
 async def worker_labels(request: Request, worker_id: str) -> Response:
-    principal, form = await _posted(request)
+    principal, form = await posted(request, "admin.workers")
     text = form.get("labels", "")
     try:
         patch = WorkerPatch.model_validate({"labels": _labels(text)})
@@ -183,7 +174,7 @@ def _rotate(session, worker_id: str, actor: str) -> tuple[dict[str, Any], str]:
 @router.post("/workers/{worker_id}/token")
 @page
 async def worker_rotate_token(request: Request, worker_id: str) -> Response:
-    principal, _ = await _posted(request)
+    principal, _ = await posted(request, "admin.workers")
     worker, token = await _write(request, _rotate, worker_id, principal.username)
     return _token_page(request, principal, worker, token, created=False)
 
@@ -191,7 +182,7 @@ async def worker_rotate_token(request: Request, worker_id: str) -> Response:
 @router.post("/workers/{worker_id}/delete")
 @page
 async def worker_delete(request: Request, worker_id: str) -> Response:
-    principal, form = await _posted(request)
+    principal, form = await posted(request, "admin.workers")
     try:
         if form.get("confirm") != "yes":
             raise InvalidInput("tick the box to confirm the deletion")
