@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from activities.paging import Page, PageRequest, keyset
-from activities.db.models import AuditEntry
+from activities.db.models import AuditEntry, as_utc
 
 
 def to_dict(entry: AuditEntry) -> dict[str, Any]:
@@ -24,8 +24,8 @@ def list_entries(session: Session, action: str | None = None, actor: str | None 
                           (AuditEntry.target_type, target_type), (AuditEntry.target_id, target_id)):
         if value is not None:
             query = query.where(column == value)
-    if since is not None:
-        query = query.where(col(AuditEntry.created_at) >= since)
+    if since is not None:  # a time without a zone is UTC, like every time the API answers with
+        query = query.where(col(AuditEntry.created_at) >= as_utc(since))
     if until is not None:
-        query = query.where(col(AuditEntry.created_at) < until)
+        query = query.where(col(AuditEntry.created_at) < as_utc(until))
     return keyset(session, query, [(col(AuditEntry.id), True)], page)

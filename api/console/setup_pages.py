@@ -2,7 +2,8 @@
 
 Each step shows what exists, a form for the usual first entry, and complete / skip / reopen; the
 progress is kept on the server (``activities.identity.setup_guide``). Every change goes through the
-domain function its REST route uses, with that route's permission.
+domain function its REST route uses, with that route's permission. The sign-in step offers an OIDC
+provider and an LDAP directory with the forms of ``/admin/sso`` (``api.console.sso_forms``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from activities.governance import quotas
 from activities.governance.quota_limits import ACTIONS
 from activities.governance.usage import QUOTA_TYPES
 from activities.identity import orgs, setup_guide
+from activities.identity.external_identity import LEVELS
 from activities.identity.principals import Principal
 from activities.identity.sso import providers as sso
 from activities.secrets import credentials
-from api.console import sections
+from api.console import sections, sso_forms
 from api.console.pages import _blank, _db, _see_other, _write, page, posted, render, signed_in, validation_messages
 from api.deps import client_ip, get_state
 
@@ -66,8 +68,18 @@ async def _render(request: Request, principal: Principal, key: str, status: int 
         return setup_guide.progress(session), _existing(session, key, principal)
     steps, existing = await _db(request, load)
     this = next(s for s in steps if s["key"] == key)
+    if key == "auth":
+        existing.update(_auth_forms(request, values or {}))
     return render(request, principal, "setup.html", status=status, steps=steps, step=step, this=this,
                   finished=setup_guide.current(steps) is None, errors=errors or [], values=values or {}, **existing)
+
+
+def _auth_forms(request: Request, values: dict[str, str]) -> dict[str, Any]:
+    """The sign-in step's two forms: each starts from the defaults, or the values it was posted with."""
+    callback = sso_forms.callback_url(str(request.base_url))
+    forms = {kind: values if values.get("provider_type") == kind else sso_forms.defaults(kind, callback)
+             for kind in sso_forms.TYPES}
+    return {"oidc_values": forms["oidc"], "ldap_values": forms["ldap"], "levels": LEVELS, "callback": callback}
 
 
 @router.get("/setup")
@@ -103,10 +115,7 @@ def _create(session, key: str, form: dict[str, str], principal: Principal, ip: s
     """The step's usual first entry, as its REST route makes it."""
     if key == "auth":
         principal.require("admin.users")
-        config = {"issuer": form.get("issuer", "").strip(), "client_id": form.get("client_id", "").strip(),
-                  "client_secret": form.get("client_secret", "")}
-        sso.create(session, sso.ProviderCreate(name=form.get("name", "").strip(), provider_type="oidc",
-                                               config=config), principal, ip)
+        sso.create(session, sso_forms.create_body(form), principal, ip)
     elif key == "orgs":
         principal.require("org.create")
         orgs.create_org(session, orgs.OrgCreate(name=form.get("name", ""), slug=form.get("slug", "").strip(),
@@ -161,4 +170,4 @@ async def setup_create(request: Request, key: str) -> Response:
 
 
 def _without_secrets(form: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in form.items() if k not in ("client_secret", "value", "csrf")}
+    return {k: v for k, v in sso_forms.without_secrets(form).items() if k != "value"}

@@ -19,6 +19,7 @@ class Visit:
 
     def __init__(self, browser, stack, shots: Path, counter: itertools.count, width: int = 1280,
                  height: int = 800) -> None:
+        self.origin = stack.api_url.rstrip("/")
         self.context = browser.new_context(base_url=stack.api_url, viewport={"width": width, "height": height})
         self.page: Page = self.context.new_page()
         self.dialogs: list[str] = []
@@ -30,10 +31,13 @@ class Visit:
         self.missing_csp: list[str] = []
 
     def _check_headers(self, response: Response) -> None:
-        path = response.url.split(response.request.url.split("/", 3)[2], 1)[-1]
-        if response.request.resource_type == "document" and not path.startswith("/api/"):
-            if response.headers.get("content-security-policy") != CSP:
-                self.missing_csp.append(response.url)
+        """Console pages only: pages of this stack outside ``/api`` (an identity provider's own
+        login pages are not the console's)."""
+        if response.request.resource_type != "document" or not response.url.startswith(self.origin + "/"):
+            return
+        if not response.url.startswith(self.origin + "/api/") \
+                and response.headers.get("content-security-policy") != CSP:
+            self.missing_csp.append(response.url)
 
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.shots / f"{next(self.counter):02d}-{name}.png"), full_page=True)
