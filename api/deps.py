@@ -17,6 +17,7 @@ from activities.capacity import workers
 from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
 from api import network
+from activities.settings import Settings
 from api.state import AppState
 
 log = logging.getLogger("simpletuner.auth")
@@ -72,6 +73,17 @@ def current_principal(request: Request, state: StateDep,
     return principal
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def single_user_request(settings: Settings, request: Request) -> bool:
+    """Single-user mode applies: it is on and the caller is this machine, not through a proxy (a
+    proxied request is not the local user), asking for a loopback name (a page of another site whose
+    name was made to resolve to this machine is not the local user either)."""
+    return settings.auth.single_user_mode and network.is_loopback_peer(request) \
+        and not network.has_proxy_headers(request.headers) and request.url.hostname in LOOPBACK_HOSTS
+
+
 def _without_credentials(request: Request, state: AppState, session: Session) -> Principal:
     settings = state.settings
     if any(request.url.path.startswith(p) for p in settings.auth.bypass_paths):
@@ -79,8 +91,7 @@ def _without_credentials(request: Request, state: AppState, session: Session) ->
     if network.is_internal(request):
         log.info("Auth bypassed for IP %s (acting as %s)", network.client_ip(request), settings.network.bypass_identity)
         return principals.service_principal(session, settings.network.bypass_identity)
-    if settings.auth.single_user_mode and network.is_loopback_peer(request) \
-            and not network.has_proxy_headers(request.headers):  # a proxied request is not the local user
+    if single_user_request(settings, request):
         return principals.single_user_principal(session)
     raise Unauthorized("missing Authorization: Bearer header or login session")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -17,3 +18,5 @@ class AppState:
     db: Database
     temporal: Client
     started_at: float = field(default_factory=time.monotonic)
+    # the console's form token in single-user mode, where there is no login session to hold one
+    single_user_csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))

@@ -3,12 +3,14 @@
 The console signs people in with the API's own login session (the ``st_session`` cookie made by
 ``activities.identity.logins.open_session``) and checks every form post's hidden ``csrf`` field
 against that session's CSRF token, as ``api.deps.current_principal`` checks the ``X-CSRF-Token``
-header. It uses no other credential: no bearer keys, no network bypass.
+header. It uses no other credential (no bearer keys, no network bypass), except single-user mode's
+local user.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
@@ -16,7 +18,7 @@ from fastapi import Request
 from activities.errors import Forbidden, InvalidInput, Unauthorized
 from activities.identity import principals
 from activities.identity.principals import Principal
-from api.deps import SESSION_COOKIE, get_state
+from api.deps import SESSION_COOKIE, get_state, single_user_request
 
 MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -24,15 +26,22 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 def session_principal(request: Request) -> Principal | None:
     """The signed-in user of this browser, or None (no cookie, an expired or revoked session, a
-    disabled account)."""
+    disabled account). In single-user mode a browser on this machine without a session is the first
+    active admin, its forms checked against a token of this API process."""
+    state = get_state(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    with get_state(request).db.read_session() as session:
-        try:
-            return principals.authenticate_session(session, cookie)
-        except Unauthorized:
-            return None
+    with state.db.read_session() as session:
+        if cookie:
+            try:
+                return principals.authenticate_session(session, cookie)
+            except Unauthorized:
+                pass
+        if single_user_request(state.settings, request):
+            try:
+                return replace(principals.single_user_principal(session), csrf_token=state.single_user_csrf)
+            except Unauthorized:
+                return None
+    return None
 
 
 def check_same_origin(request: Request) -> None:

@@ -297,6 +297,8 @@ async def sign_in_oidc_return(request: Request) -> HTMLResponse:
 @page
 async def sign_out(request: Request) -> Response:
     principal, _ = await posted(request)
+    if principal.session_id is None:  # single-user mode: nobody to sign out
+        return _see_other("/jobs")
 
     def run() -> None:
         with get_state(request).db.session() as session:
