@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -46,7 +48,7 @@ def test_bootstrap_admin_signs_in_with_the_api_key(stack, tab):
 
 def test_researcher_submits_a_job_and_watches_it_complete(stack, tab):
     make_user(stack, "rita", "researcher")
-    stack.put_config("console-tiny", steps=60)
+    stack.put_config("console-tiny", steps=60, step_delay_seconds=0.15)  # ~9 s: progress shows while it runs
     _, token = stack.create_worker("console-agent", local=True)
     stack.start_agent(token)
 
@@ -68,6 +70,8 @@ def test_researcher_submits_a_job_and_watches_it_complete(stack, tab):
     job_id = visit.page.locator("#job").get_attribute("data-job-id")
     visit.shot("job-submitted")
 
+    # live, while it runs: a share below 100% (a finished job's page shows 100%)
+    expect(visit.page.locator("#job-progress")).to_contain_text(re.compile(r"(?<!\d)\d{1,2}%"), timeout=60_000)
     expect(visit.page.locator("#job-status")).to_have_text("completed", timeout=90_000)
     expect(visit.page.locator("#logs")).to_contain_text("done: loss", timeout=30_000)
     expect(visit.page.locator("#logs-state")).to_have_text("Complete.")
@@ -92,13 +96,21 @@ def test_live_status_on_the_jobs_list(stack, tab):
     stack.put_config("console-wait", steps=20)
     visit = tab()
     sign_in_with_password(visit, "lena")
+    visit.goto("/jobs", "jobs-before")
+    expect(visit.page.locator("#jobs-total")).to_have_text("0 jobs")
+    filtered = tab()
+    sign_in_with_password(filtered, "lena")
+    filtered.goto("/jobs?status=completed", "jobs-filtered-before")
     job = stack.submit(config_name="console-wait", target="worker", worker_labels={"pool": "none-such"})
-    job_id = job["job_id"]
-    visit.goto("/jobs", "jobs-with-queued")
+    job_id = job["job_id"]  # its row appears on the open list and follows its status
     expect(visit.page.locator(f'[data-status-for="{job_id}"]')).to_have_text("queued", timeout=30_000)
+    expect(visit.page.locator("#jobs-total")).to_have_text("1 job")
+    visit.shot("jobs-live-new-row")
     stack.cancel(job_id)
     expect(visit.page.locator(f'[data-status-for="{job_id}"]')).to_have_text("cancelled", timeout=30_000)
     visit.shot("jobs-live-cancelled")
+    assert filtered.page.locator(f'tr[data-job-id="{job_id}"]').count() == 0  # not a completed job
+    expect(filtered.page.locator("#jobs-table td.empty")).to_be_visible()
 
 
 def test_researcher_gets_the_403_page_on_admin_pages(stack, tab):

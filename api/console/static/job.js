@@ -1,4 +1,5 @@
-// Job page: live status from /api/events/stream?job_id=…, live log lines from the job's log stream.
+// Job page: live status from /api/events/stream?job_id=…, live log lines from the job's log stream,
+// and the progress the training reports, read from the job every few seconds while it runs.
 "use strict";
 (function () {
   var job = document.getElementById("job");
@@ -58,4 +59,35 @@
     finished();
   });
   if (follow && follow.checked) { logs.scrollTop = logs.scrollHeight; }
+
+  var PROGRESS_EVERY_MS = 3000;
+  var progress = document.getElementById("job-progress");
+  function showProgress(value) {
+    if (!progress || !value) { return; }
+    progress.textContent = "";
+    if (typeof value.percent === "number") {
+      progress.appendChild(document.createTextNode(Math.round(value.percent) + "%"));
+    }
+    Object.keys(value).forEach(function (key) {
+      if (key === "percent") { return; }
+      var tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = key + ": " + String(value[key]);
+      progress.appendChild(document.createTextNode(" "));
+      progress.appendChild(tag);
+    });
+  }
+  function readProgress() {
+    if (reloading || startedTerminal) { return; }
+    fetch("/api/cloud/jobs/" + encodeURIComponent(job.getAttribute("data-job-id")), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (answer) {
+      return answer.ok ? answer.json() : null;
+    }).then(function (data) {
+      if (!data) { return; }
+      showProgress(data.progress);
+      if (TERMINAL.indexOf(data.status) < 0) { window.setTimeout(readProgress, PROGRESS_EVERY_MS); }
+    }).catch(function () { window.setTimeout(readProgress, PROGRESS_EVERY_MS * 2); });
+  }
+  window.setTimeout(readProgress, PROGRESS_EVERY_MS);
 })();
