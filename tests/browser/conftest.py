@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ from tests.browser.visit import Visit
 from tests.e2e.conftest import pytest_runtest_makereport, stack, stack_factory, temporal  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("SIMPLETUNER_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +35,13 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def tab(browser, stack, tmp_path):
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+def tab(browser, stack, request):
+    """New tabs for the test; every page they visit is screenshotted into
+    ``test-artifacts/screenshots/<module>/<test>/`` (``SIMPLETUNER_TEST_ARTIFACTS`` moves the root)."""
+    test = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shots = ARTIFACTS / "screenshots" / request.node.module.__name__.rsplit(".", 1)[-1] / test
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
     tabs: list[Visit] = []
     counter = itertools.count(1)
 
