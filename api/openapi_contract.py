@@ -14,6 +14,9 @@ default 422 with that model and adds the statuses every route of a kind can answ
   parameter is;
 - 410 on an agent's job routes (the job no longer needs running);
 - 503 wherever the database or Temporal is needed (all but the liveness probe).
+
+A status a route declares with its own model keeps it (the health report answers 503 in its own
+shape); success bodies are the routes' response models (``api/schemas``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ _LIVENESS = "/api/cloud/health/live"
 _HEALTH = "/api/cloud/health"
 _SIGN_IN = ("/api/auth/login", "/api/auth/external/")
 _WRITES = {"post", "put", "patch", "delete"}
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
 def statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
@@ -66,6 +70,12 @@ def statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     return found
 
 
+def _own_body(response: dict[str, Any] | None) -> bool:
+    """The route declared this status with a model of its own (FastAPI's default 422 is not one)."""
+    schema = (response or {}).get("content", {}).get("application/json", {}).get("schema")
+    return bool(schema) and schema.get("$ref") != _FASTAPI_422
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     spec = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -76,6 +86,8 @@ def document(app: FastAPI) -> dict[str, Any]:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in statuses(path, method, operation) | {int(c) for c in responses if c.startswith(("4", "5"))}:
+                if _own_body(responses.get(str(code))):
+                    continue
                 responses[str(code)] = {"description": _WHY.get(code, "Error"),
                                         "content": {"application/json": {"schema": _REF}}}
     return spec

@@ -25,9 +25,13 @@ def frame(data: Any, event: str | None = None, event_id: int | None = None) -> s
     return "\n".join(lines) + "\n\n"
 
 
+class EventStreamResponse(StreamingResponse):
+    """A stream of frames; routes also name it as their ``response_class`` (the documented media type)."""
+    media_type = "text/event-stream"
+
+
 def response(stream: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStreamResponse(stream, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def tail(request: Request, fetch: Callable[[int], Awaitable[tuple[list[tuple[int, str]], bool]]],

@@ -29,6 +29,7 @@ from activities.settings import EmailSettings, Settings
 
 CONFIG_CHANNEL = "config-email"
 _SECRET_FIELDS = ("smtp_password", "imap_password")
+_NOT_NULL = ("name", "enabled", "smtp_use_tls", "smtp_use_ssl", "imap_use_ssl", "imap_folder")  # always hold a value
 
 
 class ChannelFields(RequestBody):
@@ -98,6 +99,9 @@ def default_from(settings: Settings) -> str:
 
 def _apply(ch: NotificationChannel, fields: dict[str, Any], cipher: CredentialCipher,
            default_sender: str | None = None) -> None:
+    for key in _NOT_NULL:
+        if key in fields and fields[key] is None:
+            raise InvalidInput(f"{key} must not be null (leave it out instead)")
     for key, value in fields.items():
         if key in _SECRET_FIELDS:
             setattr(ch, f"{key}_encrypted", cipher.encrypt(value) if value else None)

@@ -18,6 +18,7 @@ from activities.jobs import jobs
 from api import outputs
 from api.agent_events import nudge_queued_jobs, tell_agent_started
 from api.deps import StateDep, WorkerDep, client_ip
+from api.schemas.agents import Accepted, Assignment, Disconnected, HeartbeatAnswer, OutputStored, Registered
 from workflows.contracts import AgentStarted, OutputFile
 
 router = APIRouter(prefix="/api/workers", tags=["agents"])
@@ -64,7 +65,7 @@ def _registration_answer(state, worker: Worker) -> dict:
                          "tls": bool(cfg.tls or cfg.tls_ca_path or cfg.tls_cert_path)}}
 
 
-@router.post("/register")
+@router.post("/register", response_model=Registered)
 def register(reg: workers.Registration, state: StateDep, agent: WorkerDep, request: Request,
              background: BackgroundTasks) -> dict:
     with state.db.session() as session:
@@ -74,7 +75,7 @@ def register(reg: workers.Registration, state: StateDep, agent: WorkerDep, reque
     return _registration_answer(state, worker)
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", response_model=HeartbeatAnswer)
 def heartbeat(beat: workers.Heartbeat, state: StateDep, agent: WorkerDep, background: BackgroundTasks) -> dict:
     timeout = state.settings.heartbeat_timeout_seconds
     with state.db.session() as session:
@@ -88,7 +89,7 @@ def heartbeat(beat: workers.Heartbeat, state: StateDep, agent: WorkerDep, backgr
             "task_queue": worker.task_queue, "heartbeat_interval_seconds": heartbeat_interval(timeout)}
 
 
-@router.post("/job/{job_id}/claim")
+@router.post("/job/{job_id}/claim", response_model=Assignment)
 async def claim(job_id: str, body: ClaimBody, state: StateDep, agent: WorkerDep, background: BackgroundTasks) -> dict:
     """Claim an attempt received from the pool's queue; the answer is what to run. 409: not yours
     (claimed by another agent, stale, this agent drains); 403: dispatched to another pool; 410: the
@@ -112,7 +113,7 @@ async def claim(job_id: str, body: ClaimBody, state: StateDep, agent: WorkerDep,
     return answer
 
 
-@router.post("/job/{job_id}/status")
+@router.post("/job/{job_id}/status", response_model=Accepted)
 async def job_status(job_id: str, report: JobReport, state: StateDep, agent: WorkerDep,
                      background: BackgroundTasks) -> dict:
     """Logs and progress of the agent's claimed attempt; ``exited`` (with the process's exit code) or
@@ -139,7 +140,7 @@ async def job_status(job_id: str, report: JobReport, state: StateDep, agent: Wor
     return {"accepted": True}
 
 
-@router.put("/job/{job_id}/outputs/{name:path}", status_code=201)
+@router.put("/job/{job_id}/outputs/{name:path}", status_code=201, response_model=OutputStored)
 async def upload_output(job_id: str, name: str, state: StateDep, agent: WorkerDep, request: Request,
                         attempt: Annotated[int, Query(ge=1, le=MAX_ATTEMPT)],
                         x_content_sha256: Annotated[str | None, Header()] = None) -> dict:
@@ -162,7 +163,7 @@ async def upload_output(job_id: str, name: str, state: StateDep, agent: WorkerDe
     return {"name": name, "size": size, "sha256": digest}
 
 
-@router.post("/disconnect")
+@router.post("/disconnect", response_model=Disconnected)
 def disconnect(body: Disconnect, state: StateDep, agent: WorkerDep) -> dict:
     with state.db.session() as session:
         workers.disconnect(session, workers.get(session, agent.id), body.reason)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
@@ -13,13 +13,13 @@ from api.approval_decisions import BulkBody, DecisionBody, decide, decide_many
 from activities.paging import PageRequest
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from api.paging import PageDep
+from api.schemas.approvals import ApprovalRequest, BulkResult, PendingCount, RequestPage, RequestStatus
 
 router = APIRouter(prefix="/api/approvals/requests", tags=["approvals"])
 ApproverDep = Annotated[Principal, Depends(require("admin.approve"))]
-RequestStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
 
 
-@router.get("")
+@router.get("", response_model=RequestPage)
 def list_requests(session: SessionDep, principal: PrincipalDep, status: RequestStatus | None = None,
                   job_id: str | None = None, user: str | None = None, page: PageDep = PageRequest()) -> dict:
     found = approvals.list_requests(session, principal, status, job_id, user, page)
@@ -27,12 +27,12 @@ def list_requests(session: SessionDep, principal: PrincipalDep, status: RequestS
             "offset": page.offset}
 
 
-@router.get("/pending/count")
+@router.get("/pending/count", response_model=PendingCount)
 def pending_count(session: SessionDep, principal: PrincipalDep) -> dict:
     return {"count": approvals.pending_count(session, principal)}
 
 
-@router.get("/job/{job_id}")
+@router.get("/job/{job_id}", response_model=ApprovalRequest)
 def request_for_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
     req = approvals.for_job(session, job_id)
     if not approvals.visible(principal, req):
@@ -40,17 +40,17 @@ def request_for_job(job_id: str, session: SessionDep, principal: PrincipalDep) -
     return approvals.to_dict(req)
 
 
-@router.post("/bulk-approve")
+@router.post("/bulk-approve", response_model=BulkResult)
 async def bulk_approve(body: BulkBody, state: StateDep, principal: ApproverDep, request: Request) -> dict:
     return await decide_many(state.db, state.temporal, principal, body, "approve", client_ip(request))
 
 
-@router.post("/bulk-reject")
+@router.post("/bulk-reject", response_model=BulkResult)
 async def bulk_reject(body: BulkBody, state: StateDep, principal: ApproverDep, request: Request) -> dict:
     return await decide_many(state.db, state.temporal, principal, body, "reject", client_ip(request))
 
 
-@router.get("/{request_id}")
+@router.get("/{request_id}", response_model=ApprovalRequest)
 def get_request(request_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
     req = approvals.get(session, request_id)
     if not approvals.visible(principal, req):
@@ -58,21 +58,21 @@ def get_request(request_id: str, session: SessionDep, principal: PrincipalDep) -
     return approvals.to_dict(req)
 
 
-@router.post("/{request_id}/approve")
+@router.post("/{request_id}/approve", response_model=ApprovalRequest)
 async def approve(request_id: str, state: StateDep, principal: ApproverDep, request: Request,
                   body: DecisionBody | None = None) -> dict:
     comment = body.comment if body else None
     return await decide(state.db, state.temporal, principal, request_id, "approve", comment, client_ip(request))
 
 
-@router.post("/{request_id}/reject")
+@router.post("/{request_id}/reject", response_model=ApprovalRequest)
 async def reject(request_id: str, state: StateDep, principal: ApproverDep, request: Request,
                  body: DecisionBody | None = None) -> dict:
     comment = (body.comment or body.reason) if body else None
     return await decide(state.db, state.temporal, principal, request_id, "reject", comment, client_ip(request))
 
 
-@router.post("/{request_id}/cancel")
+@router.post("/{request_id}/cancel", response_model=ApprovalRequest)
 async def cancel(request_id: str, state: StateDep, principal: Annotated[Principal, Depends(require("job.cancel.own"))],
                  request: Request, body: DecisionBody | None = None) -> dict:
     comment = body.comment if body else None

@@ -19,6 +19,7 @@ from activities.governance import approvals_overview
 from activities.identity.principals import Principal
 from api.approval_decisions import BulkBody, decide_many
 from api.deps import StateDep, client_ip, require
+from api.schemas.approvals import BulkResult
 
 router = APIRouter(tags=["approvals"])
 ApproverDep = Annotated[Principal, Depends(require("admin.approve"))]
@@ -30,7 +31,7 @@ class ExpireBody(RequestBody):
     comment: str | None = Field(None, max_length=2000)
 
 
-@router.post("/api/approvals/expire")
+@router.post("/api/approvals/expire", response_model=BulkResult)
 async def expire(state: StateDep, principal: ApproverDep, request: Request, body: ExpireBody | None = None) -> dict:
     ids = body.request_ids if body and body.request_ids else None
     if ids is None:

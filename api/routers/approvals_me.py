@@ -9,11 +9,12 @@ from activities.paging import PageRequest
 from api.deps import PrincipalDep, SessionDep
 from api.paging import PageDep
 from api.routers.approvals import RequestStatus
+from api.schemas.approvals import MyApprovals
 
 router = APIRouter(tags=["approvals"])
 
 
-@router.get("/api/approvals/me")
+@router.get("/api/approvals/me", response_model=MyApprovals)
 def my_approvals(session: SessionDep, principal: PrincipalDep, status: RequestStatus | None = None,
                  page: PageDep = PageRequest()) -> dict:
     return approvals_overview.mine(session, principal, status, page)

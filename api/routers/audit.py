@@ -12,12 +12,13 @@ from activities.identity.principals import Principal
 from activities.paging import PageRequest
 from api.deps import SessionDep, require
 from api.paging import PageDep
+from api.schemas.audit import AuditPage
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 AuditorDep = Annotated[Principal, Depends(require("admin.audit"))]
 
 
-@router.get("")
+@router.get("", response_model=AuditPage)
 def list_audit(session: SessionDep, _: AuditorDep, action: str | None = None, actor: str | None = None,
                target_type: str | None = None, target_id: str | None = None, since: datetime | None = None,
                until: datetime | None = None, page: PageDep = PageRequest()) -> dict:

@@ -16,6 +16,7 @@ from activities.identity.api_keys import KeyCreate
 from activities.identity.logins import SESSION_TTL
 from api.deps import (CSRF_HEADER, SESSION_COOKIE, CredentialHolderDep, PrincipalDep, SessionDep, client_ip,
                       set_session_cookie)
+from api.schemas.auth import ApiKeyCreated, ApiKeyList, BearerLogin, LoggedOut, Revoked, SessionLogin
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -27,7 +28,7 @@ class LoginBody(RequestBody):
     mode: Literal["cookie", "bearer"] = "cookie"  # browser session, or a token for Authorization: Bearer
 
 
-@router.post("/login")
+@router.post("/login", response_model=SessionLogin | BearerLogin)
 def login(body: LoginBody, session: SessionDep, request: Request, response: Response) -> dict:
     ip = client_ip(request)
     try:
@@ -45,7 +46,7 @@ def login(body: LoginBody, session: SessionDep, request: Request, response: Resp
             "expires_in": int(SESSION_TTL.total_seconds())}
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=LoggedOut)
 def logout(session: SessionDep, principal: PrincipalDep, request: Request, response: Response) -> dict:
     logins.close_session(session, principal, client_ip(request))
     session.commit()
@@ -53,19 +54,19 @@ def logout(session: SessionDep, principal: PrincipalDep, request: Request, respo
     return {"logged_out": True}
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", response_model=ApiKeyList)
 def list_keys(session: SessionDep, principal: PrincipalDep) -> dict:
     return {"api_keys": [api_keys.to_dict(k) for k in api_keys.list_for(session, principal.user_id)]}
 
 
-@router.post("/api-keys", status_code=201)
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated)
 def create_key(body: KeyCreate, session: SessionDep, principal: CredentialHolderDep, request: Request) -> dict:
     key, token = api_keys.create(session, principal, body, client_ip(request))
     session.commit()
     return {**api_keys.to_dict(key), "key": token}
 
 
-@router.delete("/api-keys/{key_id}")
+@router.delete("/api-keys/{key_id}", response_model=Revoked)
 def revoke_key(key_id: str, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
     api_keys.revoke(session, principal, key_id, client_ip(request))
     session.commit()

@@ -12,6 +12,8 @@ from activities.jobs import configs
 from activities.jobs.configs import ConfigBody
 from activities.identity.principals import Principal
 from api.deps import PrincipalDep, SessionDep, require
+from api.schemas.base import Deleted
+from api.schemas.configs import ConfigList, TrainingConfig as ConfigAnswer
 
 router = APIRouter(prefix="/api/configs", tags=["configs"])
 ViewerDep = Annotated[Principal, Depends(require("config.view"))]
@@ -26,17 +28,18 @@ def _check_edit(principal: Principal, config: TrainingConfig) -> None:
                     "on a config you created)")
 
 
-@router.get("")
+@router.get("", response_model=ConfigList)
 def list_configs(session: SessionDep, _: ViewerDep) -> dict:
     return {"configs": [configs.to_dict(c) for c in configs.list_all(session)]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=ConfigAnswer)
 def get_config(name: str, session: SessionDep, _: ViewerDep) -> dict:
     return configs.to_dict(configs.get(session, name))
 
 
-@router.put("/{name}", responses={201: {"description": "Created (200: an existing config replaced)"}})
+@router.put("/{name}", response_model=ConfigAnswer,
+            responses={201: {"model": ConfigAnswer, "description": "Created (200: an existing config replaced)"}})
 def put_config(name: str, body: ConfigBody, session: SessionDep, principal: PrincipalDep, response: Response) -> dict:
     existing = configs.find(session, name)
     if existing is None:
@@ -49,7 +52,7 @@ def put_config(name: str, body: ConfigBody, session: SessionDep, principal: Prin
     return configs.to_dict(config)
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", response_model=Deleted)
 def delete_config(name: str, session: SessionDep, principal: PrincipalDep) -> dict:
     _check_edit(principal, configs.get(session, name))
     configs.delete(session, name, actor=principal.username)

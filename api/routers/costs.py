@@ -15,6 +15,7 @@ from activities.governance import cost_limits
 from activities.governance.cost_limits import PROVIDER_RE, ProviderConfigBody
 from activities.identity.principals import Principal
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
+from api.schemas.costs import CostEstimate, CostLimitStatus, ProviderConfig
 
 router = APIRouter(tags=["cost"])
 ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
@@ -28,12 +29,12 @@ class EstimateBody(RequestBody):
     estimated_hours: float | None = Field(None, ge=0, le=100_000)
 
 
-@router.get("/api/cloud/providers/{provider}/config")
+@router.get("/api/cloud/providers/{provider}/config", response_model=ProviderConfig)
 def get_provider_config(provider: ProviderName, session: SessionDep, _: ConfigAdminDep) -> dict:
     return cost_limits.to_dict(cost_limits.get(session, provider))
 
 
-@router.put("/api/cloud/providers/{provider}/config")
+@router.put("/api/cloud/providers/{provider}/config", response_model=ProviderConfig)
 def put_provider_config(provider: ProviderName, body: ProviderConfigBody, session: SessionDep,
                         principal: ConfigAdminDep, request: Request) -> dict:
     row = cost_limits.put(session, provider, body, principal.username, client_ip(request))
@@ -41,12 +42,12 @@ def put_provider_config(provider: ProviderName, body: ProviderConfigBody, sessio
     return cost_limits.to_dict(row)
 
 
-@router.get("/api/cloud/metrics/cost-limit-status")
+@router.get("/api/cloud/metrics/cost-limit-status", response_model=CostLimitStatus)
 def cost_limit_status(session: SessionDep, _: Annotated[Principal, Depends(require("job.view.all"))]) -> dict:
     return {"providers": cost_limits.all_status(session)}
 
 
-@router.post("/api/quotas/cost-estimate")
+@router.post("/api/quotas/cost-estimate", response_model=CostEstimate)
 def cost_estimate(body: EstimateBody, session: SessionDep, state: StateDep, _: PrincipalDep) -> dict:
     try:
         config = configs.get(session, body.config_name)

@@ -17,6 +17,8 @@ from activities.secrets import credentials
 from activities.secrets.credential_crypto import SecretKeyError
 from activities.secrets.credentials import CredentialRef, CredentialValue
 from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
+from api.schemas.credentials import (Credential, CredentialListing, CredentialSet, Resolved, StaleCheck,
+                                    Unresolved)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ async def lifespan(app: FastAPI):
 
 
 router = APIRouter(prefix="/api/users", tags=["credentials"], lifespan=lifespan)
+REPLACED = {200: {"model": CredentialSet, "description": "Replaced the value of an existing credential"}}
 
 
 def _listing(session: SessionDep, user_id: str) -> dict:
@@ -74,26 +77,25 @@ def _delete(session: SessionDep, user_id: str, provider: str, credential_name: s
 
 # ---- one's own (declared before /{user_id}/... so "me" is never taken for a user id)
 
-@router.get("/me/credentials")
+@router.get("/me/credentials", response_model=CredentialListing)
 def my_credentials(session: SessionDep, principal: PrincipalDep) -> dict:
     return _listing(session, principal.user_id)
 
 
-@router.post("/me/credentials", status_code=201,
-              responses={200: {"description": "Replaced the value of an existing credential"}})
+@router.post("/me/credentials", status_code=201, response_model=CredentialSet, responses=REPLACED)
 def set_my_credential(body: CredentialValue, session: SessionDep, principal: PrincipalDep, request: Request,
                       response: Response) -> dict:
     """Create, or replace the value of, one's own credential (201 created, 200 replaced)."""
     return _set(session, principal.user_id, body, principal, request, response)
 
 
-@router.post("/me/credentials/rotate")
+@router.post("/me/credentials/rotate", response_model=Credential)
 def rotate_my_credential(body: CredentialValue, session: SessionDep, principal: PrincipalDep,
                          request: Request) -> dict:
     return _rotate(session, principal.user_id, body, principal, request)
 
 
-@router.post("/me/credentials/validate")
+@router.post("/me/credentials/validate", response_model=Resolved | Unresolved)
 def validate_my_credential(body: CredentialRef, session: SessionDep, principal: PrincipalDep) -> dict:
     """Whether the credential resolves for the caller (own first, then global) and from which source."""
     return credentials.validate(session, principal.user_id, body)
@@ -107,31 +109,30 @@ def delete_my_credential(provider: str, credential_name: str, session: SessionDe
 
 # ---- administration (admin.users)
 
-@router.post("/credentials/check-stale")
+@router.post("/credentials/check-stale", response_model=StaleCheck)
 def check_stale(session: SessionDep, _: UsersAdminDep) -> dict:
     stale = credentials.check_stale(session)
     return {"stale_after_days": credentials.STALE_AFTER_DAYS, "count": len(stale), "credentials": stale}
 
 
-@router.get("/{user_id}/credentials")
+@router.get("/{user_id}/credentials", response_model=CredentialListing)
 def user_credentials(user_id: str, session: SessionDep, _: UsersAdminDep) -> dict:
     return _listing(session, user_id)
 
 
-@router.post("/{user_id}/credentials", status_code=201,
-              responses={200: {"description": "Replaced the value of an existing credential"}})
+@router.post("/{user_id}/credentials", status_code=201, response_model=CredentialSet, responses=REPLACED)
 def set_user_credential(user_id: str, body: CredentialValue, session: SessionDep, principal: UsersAdminDep,
                         request: Request, response: Response) -> dict:
     return _set(session, user_id, body, principal, request, response)
 
 
-@router.post("/{user_id}/credentials/rotate")
+@router.post("/{user_id}/credentials/rotate", response_model=Credential)
 def rotate_user_credential(user_id: str, body: CredentialValue, session: SessionDep, principal: UsersAdminDep,
                            request: Request) -> dict:
     return _rotate(session, user_id, body, principal, request)
 
 
-@router.get("/{user_id}/credentials/stale")
+@router.get("/{user_id}/credentials/stale", response_model=CredentialListing)
 def user_stale_credentials(user_id: str, session: SessionDep, _: UsersAdminDep) -> dict:
     return {"user_id": user_id, "stale_after_days": credentials.STALE_AFTER_DAYS,
             "credentials": credentials.stale_for(session, user_id)}

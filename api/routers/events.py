@@ -12,11 +12,14 @@ from activities.jobs import events
 from api import sse
 from api.deps import PrincipalDep, StateDep
 from api.event_hub import EventHub
+from api.schemas.media import event_stream
 
 router = APIRouter(tags=["events"])
 
 
-@router.get("/api/events/stream")
+@router.get("/api/events/stream", response_class=sse.EventStreamResponse,
+            responses=event_stream("job, approval and quota events; each `data:` line is one event (id, event_type, "
+                                   "job_id, status, data, created_at), its `id:` resumes the stream as Last-Event-ID"))
 async def stream_events(state: StateDep, principal: PrincipalDep, request: Request,
                         last_event_id: Annotated[int | None, Query(ge=0, le=sse.MAX_EVENT_ID)] = None, job_id: str | None = None):
     owner = None if principal.has("job.view.all") else principal.user_id  # own jobs only

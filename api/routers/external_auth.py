@@ -35,6 +35,10 @@ from activities.identity.external_identity import ExternalAuthError, ExternalIde
 from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
 from api.deps import CSRF_HEADER, SessionDep, StateDep, UsersAdminDep, client_ip, set_session_cookie
+from api.schemas.media import REDIRECT
+from api.schemas.auth import SessionLogin
+from api.schemas.sso import (LdapTest, OidcLogin, OidcStart, OidcTest, Provider, ProviderList,
+                             PublicProviderList)
 from api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -152,12 +156,12 @@ def _http_client() -> httpx.AsyncClient:
 
 # ---- administration (admin.users) ----------------------------------------------------------------
 
-@router.get(ADMIN)
+@router.get(ADMIN, response_model=ProviderList)
 def list_providers(session: SessionDep, _: UsersAdminDep) -> dict:
     return {"providers": [sso.to_dict(row) for row in sso.list_all(session)]}
 
 
-@router.post(ADMIN, status_code=201)
+@router.post(ADMIN, status_code=201, response_model=Provider)
 def create_provider(body: sso.ProviderCreate, session: SessionDep, principal: UsersAdminDep,
                     request: Request) -> dict:
     row = sso.create(session, body, principal, client_ip(request))
@@ -165,12 +169,12 @@ def create_provider(body: sso.ProviderCreate, session: SessionDep, principal: Us
     return sso.to_dict(row)
 
 
-@router.get(ADMIN + "/{name}")
+@router.get(ADMIN + "/{name}", response_model=Provider)
 def get_provider(name: str, session: SessionDep, _: UsersAdminDep) -> dict:
     return sso.to_dict(sso.get(session, name))
 
 
-@router.patch(ADMIN + "/{name}")
+@router.patch(ADMIN + "/{name}", response_model=Provider)
 def patch_provider(name: str, body: sso.ProviderPatch, session: SessionDep, principal: UsersAdminDep,
                    request: Request) -> dict:
     row = sso.update(session, name, body, principal, client_ip(request))
@@ -185,7 +189,7 @@ def delete_provider(name: str, session: SessionDep, principal: UsersAdminDep, re
     return Response(status_code=204)
 
 
-@router.post(ADMIN + "/{name}/test")
+@router.post(ADMIN + "/{name}/test", response_model=LdapTest | OidcTest)
 async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
     """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
     def load(session: Session) -> tuple[str, Any]:
@@ -207,14 +211,14 @@ async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
 
 # ---- public login endpoints ----------------------------------------------------------------------
 
-@router.get(PUBLIC + "/providers")
+@router.get(PUBLIC + "/providers", response_model=PublicProviderList)
 def public_providers(session: SessionDep) -> dict:
     """What a login page offers: the enabled providers, name and type only."""
     return {"providers": [{"name": row.name, "provider_type": row.provider_type}
                           for row in sso.list_all(session) if row.enabled]}
 
 
-@router.post(PUBLIC + "/ldap/login")
+@router.post(PUBLIC + "/ldap/login", response_model=SessionLogin)
 async def ldap_login(body: LdapLoginBody, core: StateDep, request: Request, response: Response) -> dict:
     ip, method = client_ip(request), f"ldap:{body.provider}"
 
@@ -239,7 +243,8 @@ def _local_path(value: str) -> bool:
     return value.startswith("/") and not value.startswith("//") and "\\" not in value and len(value) <= 2000
 
 
-@router.get(PUBLIC + "/oidc/start", response_model=None)
+@router.get(PUBLIC + "/oidc/start", response_model=None,
+            responses={200: {"model": OidcStart, "description": "With `Accept: application/json`"}, **REDIRECT})
 async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: Request,
                      return_to: str | None = None) -> Any:
     """302 to the provider's login page, or ``{"authorization_url": ...}`` for ``Accept: application/json``."""
@@ -267,7 +272,7 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
     return answer
 
 
-@router.get(PUBLIC + "/oidc/callback")
+@router.get(PUBLIC + "/oidc/callback", response_model=OidcLogin)
 async def oidc_callback(core: StateDep, request: Request, response: Response, state: str | None = None,
                         code: str | None = None) -> dict:
     """The provider's redirect (``code``, ``state``, ``iss`` or ``error``); the state works once, and only

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from activities.capacity import workers
 from activities.db.engine import ping
 from api.deps import OptionalPrincipalDep, StateDep
+from api.schemas.health import HealthReport, Live, NotReady, Ready
 from api.state import AppState
 
 router = APIRouter(prefix="/api/cloud/health", tags=["health"])
@@ -70,14 +71,17 @@ def _shown(component: dict, details: bool) -> dict:
     return shown
 
 
-@router.head("/live", operation_id="health_live_head")
-@router.get("/live")
+@router.head("/live", operation_id="health_live_head", response_model=Live)
+@router.get("/live", response_model=Live)
 def live() -> dict:
     return {"status": "ok"}
 
 
-@router.head("/ready", operation_id="health_ready_head")
-@router.get("/ready")
+NOT_READY = {503: {"model": NotReady, "description": "The database or Temporal is unavailable"}}
+
+
+@router.head("/ready", operation_id="health_ready_head", response_model=Ready, responses=NOT_READY)
+@router.get("/ready", response_model=Ready, responses=NOT_READY)
 async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     failing = [_shown(c, details) for c in (db, temporal) if c["status"] != "healthy"]
@@ -87,8 +91,11 @@ async def ready(state: StateDep, details: DetailsDep) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.head("", operation_id="health_head")
-@router.get("")
+UNHEALTHY = {503: {"model": HealthReport, "description": "The same report, when a component is unhealthy"}}
+
+
+@router.head("", operation_id="health_head", response_model=HealthReport, responses=UNHEALTHY)
+@router.get("", response_model=HealthReport, responses=UNHEALTHY)
 async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     online, total = db.pop("_agents", (0, 0))

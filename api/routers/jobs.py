@@ -18,6 +18,8 @@ from api.job_cancel import cancel_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from activities.paging import PageRequest
 from api.paging import PageDep
+from api.schemas.jobs import CancelRequested, Job as JobAnswer, JobPage, Logs, Submitted
+from api.schemas.media import DOWNLOAD, event_stream
 from api.submission import SubmitBody, submit
 from workflows.contracts import TERMINAL_STATUSES
 
@@ -34,8 +36,9 @@ def visible_job(session, principal: Principal, job_id: str) -> Job:
     return job
 
 
-@router.post("/api/queue/submit", status_code=201,
-             responses={200: {"description": "The same submission again (idempotency key): the job it made"}})
+@router.post("/api/queue/submit", status_code=201, response_model=Submitted,
+             responses={200: {"model": Submitted,
+                              "description": "The same submission again (idempotency key): the job it made"}})
 async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep, request: Request,
                      response: Response) -> dict:
     job, created = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))
@@ -43,7 +46,7 @@ async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep,
     return {"job_id": job["job_id"], "status": job["status"], "idempotent_replay": not created, "job": job}
 
 
-@router.get("/api/cloud/jobs")
+@router.get("/api/cloud/jobs", response_model=JobPage)
 def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
               status: str | None = None, user: str | None = None, config: str | None = None,
               target: str | None = None, page: PageDep = PageRequest()) -> dict:
@@ -52,12 +55,12 @@ def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
     return {"jobs": [jobs.to_dict(j, base) for j in found.rows], **found.fields()}
 
 
-@router.get("/api/cloud/jobs/{job_id}")
+@router.get("/api/cloud/jobs/{job_id}", response_model=JobAnswer)
 def get_job(job_id: str, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
     return jobs.to_dict(visible_job(session, principal, job_id), str(request.base_url).rstrip("/"))
 
 
-@router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202)
+@router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202, response_model=CancelRequested)
 async def cancel(job_id: str, state: StateDep, principal: PrincipalDep, request: Request) -> dict:
     return await cancel_job(state, principal, job_id, client_ip(request))
 
@@ -66,7 +69,7 @@ def _log_dict(row: JobLogLine) -> dict:
     return {"id": row.id, "attempt": row.attempt, "seq": row.seq, "line": row.line}
 
 
-@router.get("/api/cloud/jobs/{job_id}/logs")
+@router.get("/api/cloud/jobs/{job_id}/logs", response_model=Logs)
 def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: Annotated[int, Query(ge=0, le=MAX_LOG_LINE)] = 0,
              limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
              attempt: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> dict:
@@ -76,7 +79,9 @@ def get_logs(job_id: str, session: SessionDep, principal: PrincipalDep, after: A
             "next_after": rows[-1].id if rows else after}
 
 
-@router.get("/api/cloud/jobs/{job_id}/logs/stream")
+@router.get("/api/cloud/jobs/{job_id}/logs/stream", response_class=sse.EventStreamResponse,
+            responses=event_stream("`log` events, each `data:` line a log line (id, attempt, seq, line), then one "
+                                   "`end` event (job_id, status) once the job has finished"))
 async def stream_logs(job_id: str, state: StateDep, principal: PrincipalDep, request: Request,
                       after: Annotated[int | None, Query(ge=0, le=MAX_LOG_LINE)] = None):
     def fetch_sync(cursor: int):
@@ -93,7 +98,7 @@ async def stream_logs(job_id: str, state: StateDep, principal: PrincipalDep, req
     return sse.response(sse.tail(request, lambda c: asyncio.to_thread(fetch_sync, c), sse.last_event_id(request, after)))
 
 
-@router.get("/api/cloud/jobs/{job_id}/outputs/{name:path}")
+@router.get("/api/cloud/jobs/{job_id}/outputs/{name:path}", response_class=FileResponse, responses=DOWNLOAD)
 def download_output(job_id: str, name: str, session: SessionDep, state: StateDep,
                     principal: PrincipalDep) -> FileResponse:
     job = visible_job(session, principal, job_id)

@@ -22,6 +22,8 @@ from activities.notify.channels import ChannelCreate, ChannelFields
 from activities.identity.principals import Principal
 from api import channel_changes
 from api.deps import SessionDep, StateDep, client_ip, require
+from api.schemas.base import Deleted
+from api.schemas.channels import Channel, ChannelList, ChannelTestSent
 from api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -55,34 +57,34 @@ class TestBody(RequestBody):
     to: str | None = Field(None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
-@router.get("")
+@router.get("", response_model=ChannelList)
 def list_channels(session: SessionDep, _: ConfigAdminDep) -> dict:
     return {"channels": [channels.to_dict(c) for c in channels.list_all(session)]}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Channel)
 async def create_channel(body: ChannelCreate, state: StateDep, principal: ConfigAdminDep, request: Request) -> dict:
     return await channel_changes.create(state, principal, body, client_ip(request))
 
 
-@router.get("/{channel_id}")
+@router.get("/{channel_id}", response_model=Channel)
 def get_channel(channel_id: str, session: SessionDep, _: ConfigAdminDep) -> dict:
     return channels.to_dict(channels.get(session, channel_id))
 
 
-@router.patch("/{channel_id}")
+@router.patch("/{channel_id}", response_model=Channel)
 async def patch_channel(channel_id: str, body: ChannelFields, state: StateDep, principal: ConfigAdminDep,
                         request: Request) -> dict:
     return await channel_changes.update(state, principal, channel_id, body, client_ip(request))
 
 
-@router.delete("/{channel_id}")
+@router.delete("/{channel_id}", response_model=Deleted)
 async def delete_channel(channel_id: str, state: StateDep, principal: ConfigAdminDep, request: Request) -> dict:
     await channel_changes.delete(state, principal, channel_id, client_ip(request))
     return {"deleted": channel_id}
 
 
-@router.post("/{channel_id}/test")
+@router.post("/{channel_id}/test", response_model=ChannelTestSent)
 async def test_channel(channel_id: str, state: StateDep, principal: ConfigAdminDep,
                        body: TestBody | None = None) -> dict:
     """Send a test message (to ``to``, else to the caller's own address) through this channel."""

@@ -21,10 +21,12 @@ from activities.identity.principals import Principal, levels_of
 from activities.governance.quotas import QuotaBody, ScopedQuotaBody
 from activities.capacity.admission_signals import pass_and_notify
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
+from api.schemas.base import Deleted
+from api.schemas.quotas import Quota, QuotaList, QuotaTypes, UserQuotas
 from api.state import AppState
 
 router = APIRouter(tags=["quotas"])
-REPLACED = {200: {"description": "Replaced the quota of the same scope and type"}}
+REPLACED = {200: {"model": Quota, "description": "Replaced the quota of the same scope and type"}}
 
 OrgViewDep = Annotated[Principal, Depends(require("org.view"))]
 ConfigAdminDep = Annotated[Principal, Depends(require("admin.config"))]
@@ -43,13 +45,13 @@ def _listing(session, rows) -> dict:
     return {"quotas": [quotas.quota_dict(session, q) for q in rows]}
 
 
-@router.get("/api/orgs/{org_id}/quotas")
+@router.get("/api/orgs/{org_id}/quotas", response_model=QuotaList)
 def list_org_quotas(org_id: str, session: SessionDep, principal: OrgViewDep) -> dict:
     org = orgs.visible_org(session, principal, org_id)
     return _listing(session, quotas.list_quotas(session, "org", org.id))
 
 
-@router.post("/api/orgs/{org_id}/quotas", status_code=201, responses=REPLACED)
+@router.post("/api/orgs/{org_id}/quotas", status_code=201, response_model=Quota, responses=REPLACED)
 def set_org_quota(org_id: str, body: QuotaBody, session: SessionDep, principal: ConfigAdminDep, request: Request,
                   response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     org = orgs.get_org(session, org_id)
@@ -57,13 +59,14 @@ def set_org_quota(org_id: str, body: QuotaBody, session: SessionDep, principal: 
     return _answer(session, quota, created, response, state, background)
 
 
-@router.get("/api/orgs/{org_id}/teams/{team_id}/quotas")
+@router.get("/api/orgs/{org_id}/teams/{team_id}/quotas", response_model=QuotaList)
 def list_team_quotas(org_id: str, team_id: str, session: SessionDep, principal: OrgViewDep) -> dict:
     team = orgs.get_team(session, orgs.visible_org(session, principal, org_id), team_id)
     return _listing(session, quotas.list_quotas(session, "team", team.id))
 
 
-@router.post("/api/orgs/{org_id}/teams/{team_id}/quotas", status_code=201, responses=REPLACED)
+@router.post("/api/orgs/{org_id}/teams/{team_id}/quotas", status_code=201, response_model=Quota,
+              responses=REPLACED)
 def set_team_quota(org_id: str, team_id: str, body: QuotaBody, session: SessionDep, principal: ConfigAdminDep,
                    request: Request, response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     team = orgs.get_team(session, orgs.get_org(session, org_id), team_id)
@@ -71,30 +74,30 @@ def set_team_quota(org_id: str, team_id: str, body: QuotaBody, session: SessionD
     return _answer(session, quota, created, response, state, background)
 
 
-@router.get("/api/quotas")
+@router.get("/api/quotas", response_model=QuotaList)
 def list_quotas(session: SessionDep, _: ConfigAdminDep,
                 scope: Literal["org", "team", "user", "level"] | None = None) -> dict:
     return _listing(session, quotas.list_quotas(session, scope))
 
 
-@router.post("/api/quotas", status_code=201, responses=REPLACED)
+@router.post("/api/quotas", status_code=201, response_model=Quota, responses=REPLACED)
 def set_scoped_quota(body: ScopedQuotaBody, session: SessionDep, principal: ConfigAdminDep, request: Request,
                      response: Response, state: StateDep, background: BackgroundTasks) -> dict:
     quota, created = quotas.set_scoped_quota(session, body, principal, client_ip(request))
     return _answer(session, quota, created, response, state, background)
 
 
-@router.get("/api/quotas/me")
+@router.get("/api/quotas/me", response_model=UserQuotas)
 def my_quotas(session: SessionDep, principal: PrincipalDep) -> dict:
     return quotas.my_quotas(session, principal)
 
 
-@router.get("/api/quotas/types")
+@router.get("/api/quotas/types", response_model=QuotaTypes)
 def quota_types(_: PrincipalDep) -> dict:
     return quotas.quota_types()
 
 
-@router.get("/api/quotas/user/{user_id}")
+@router.get("/api/quotas/user/{user_id}", response_model=UserQuotas)
 def user_quotas(user_id: str, session: SessionDep, principal: PrincipalDep) -> dict:
     """Another user's effective limits and usage: for themselves, and for ``admin.users`` or
     ``admin.config`` holders (403 for anyone else, as for the account itself)."""
@@ -106,7 +109,7 @@ def user_quotas(user_id: str, session: SessionDep, principal: PrincipalDep) -> d
     return quotas.user_quotas(session, user.id, user.username, levels_of(session, user.id))
 
 
-@router.delete("/api/quotas/{quota_id}")
+@router.delete("/api/quotas/{quota_id}", response_model=Deleted)
 def delete_quota(quota_id: str, session: SessionDep, principal: ConfigAdminDep, request: Request, state: StateDep,
                  background: BackgroundTasks) -> dict:
     quotas.delete_quota(session, quota_id, principal, client_ip(request))

@@ -1,0 +1,55 @@
+"""Answers of the health routes: liveness, readiness (also its 503) and the full report (also
+when unhealthy, with 503). Messages are plain; details only for credentialed ``admin.config``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from api.schemas.base import Answer
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+
+
+class Live(Answer):
+    status: Literal["ok"]
+
+
+class Ready(Answer):
+    status: Literal["ready"]
+
+
+class NotReady(Answer):
+    status: Literal["not_ready"]
+    detail: str = Field(description="what is down")
+
+
+class Reachable(Answer):
+    name: Literal["database", "temporal"]
+    status: Literal["healthy"]
+    latency_ms: float
+    message: str
+
+
+class Unreachable(Answer):
+    name: Literal["database", "temporal"]
+    status: Literal["unhealthy"]
+    message: str
+
+
+class Agents(Answer):
+    name: Literal["agents"]
+    status: Literal["healthy", "degraded"]
+    message: str
+    online: int
+    total: int
+
+
+class HealthReport(Answer):
+    status: Status
+    version: str
+    uptime_seconds: float
+    timestamp: datetime
+    components: list[Reachable | Unreachable | Agents] = Field(description="the database, Temporal and the agents")
