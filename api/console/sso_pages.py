@@ -12,27 +12,22 @@ reason, is shown on the list.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 
 from activities.errors import Conflict, DomainError, InvalidInput, NotFound
 from activities.identity.external_identity import LEVELS
 from activities.identity.principals import Principal
-from activities.identity.sso import ldap_auth, oidc_auth
 from activities.identity.sso import providers as sso
+from api import sso_check
 from api.console import sections, sso_forms
 from api.console.pages import _db, _see_other, _write, page, posted, render, signed_in, validation_messages
-from api.deps import client_ip
+from api.deps import client_ip, get_state
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 PERMISSION = "admin.users"  # the REST provider routes' permission
-HTTP_TIMEOUT = 10.0  # seconds, as the REST test
 sections.section("/admin/sso", "Sign-in providers", "OIDC identity providers and LDAP directories people sign in "
                  "with: add, edit, test, enable or disable.", PERMISSION)
 
@@ -72,24 +67,12 @@ def _ok_message(provider_type: str, result: dict[str, Any]) -> str:
 async def test_connection(request: Request, name: str) -> dict[str, Any]:
     """The REST test's check of one provider (also a disabled one): ``{"ok": bool, "message": str}``.
     NotFound when there is no such provider; any other refusal is the answer's reason."""
-    def load(session) -> tuple[str, Any]:
-        row = sso.get(session, name)
-        return row.provider_type, sso.usable_config(row)
-
     try:
-        provider_type, config = await _db(request, load)
-        if provider_type == "ldap":
-            result = await asyncio.to_thread(ldap_auth.test_connection, config)
-        else:
-            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-                result = await oidc_auth.test_provider(config, http)
+        provider_type, result = await sso_check.check(get_state(request).db, name)
     except NotFound:
         raise
-    except DomainError as exc:  # the provider's refusals (ExternalAuthError), an unreadable secret
+    except DomainError as exc:  # the provider's refusals, an unreadable secret, an unforeseen failure
         return {"ok": False, "message": exc.detail}
-    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen library error: an answer, never a 500
-        log.exception("testing provider %r failed unexpectedly", name)
-        return {"ok": False, "message": f"the test failed ({type(exc).__name__}); see the server log"}
     return {"ok": bool(result.get("ok")), "message": _ok_message(provider_type, result)}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError

@@ -9,13 +9,11 @@ unavailable. Network calls to a provider never run while a database transaction 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ConfigDict, Field
@@ -31,9 +29,10 @@ from activities.identity.sso import provider_secrets
 from activities.identity.sso import providers as sso
 from activities.identity import users
 from activities.audit.trail import audit
-from activities.identity.external_identity import ExternalAuthError, ExternalIdentity, ProviderUnavailable
+from activities.identity.external_identity import ExternalAuthError, ExternalIdentity
 from activities.identity.logins import SESSION_TTL
 from activities.identity.principals import Principal
+from api import sso_check
 from api.deps import CSRF_HEADER, SessionDep, StateDep, UsersAdminDep, client_ip, set_session_cookie
 from api.schemas.media import REDIRECT
 from api.schemas.auth import SessionLogin
@@ -48,7 +47,6 @@ PUBLIC = "/api/auth/external"
 INVALID_STATE = "invalid or expired OAuth state"
 BROWSER_COOKIE = "st_oidc_browser"  # binds an OAuth state to the browser that started the login
 BROWSER_COOKIE_PATH = PUBLIC + "/oidc"
-HTTP_TIMEOUT = 10.0
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     """Runs inside the app's own lifespan, once the database is open and the credentials router has
@@ -88,18 +86,6 @@ class LdapLoginBody(RequestBody):
     provider: str = Field(min_length=1, max_length=64)
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1024)
-
-
-@contextlib.contextmanager
-def _provider_errors(what: str) -> Iterator[None]:
-    """Anything but an ExternalAuthError escaping a provider call is logged and reported as a 503."""
-    try:
-        yield
-    except ExternalAuthError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen library error: never a 500
-        log.exception("%s failed unexpectedly", what)
-        raise ProviderUnavailable(f"{what} failed ({type(exc).__name__}); see the server log") from exc
 
 
 async def _in_db(core: AppState, fn: Callable[..., T], *args: Any) -> T:
@@ -150,10 +136,6 @@ def _session_answer(request: Request, response: Response, result: tuple[str, Pri
             "expires_in": int(SESSION_TTL.total_seconds()), **extra}
 
 
-def _http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=HTTP_TIMEOUT)
-
-
 # ---- administration (admin.users) ----------------------------------------------------------------
 
 @router.get(ADMIN, response_model=ProviderList)
@@ -192,18 +174,8 @@ def delete_provider(name: str, session: SessionDep, principal: UsersAdminDep, re
 @router.post(ADMIN + "/{name}/test", response_model=LdapTest | OidcTest)
 async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
     """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
-    def load(session: Session) -> tuple[str, Any]:
-        row = sso.get(session, name)
-        return row.provider_type, sso.usable_config(row)
-
-    provider_type, config = await _in_db(core, load)
     try:
-        with _provider_errors(f"testing provider {name!r}"):
-            if provider_type == "ldap":
-                result = await asyncio.to_thread(ldap_auth.test_connection, config)
-            else:
-                async with _http_client() as http:
-                    result = await oidc_auth.test_provider(config, http)
+        provider_type, result = await sso_check.check(core.db, name)
     except ExternalAuthError as exc:
         raise exc from None
     return {"name": name, "provider_type": provider_type, **result}
@@ -229,7 +201,7 @@ async def ldap_login(body: LdapLoginBody, core: StateDep, request: Request, resp
 
     config = await _in_db(core, begin)
     try:
-        with _provider_errors(f"LDAP login through {body.provider!r}"):
+        with sso_check.provider_errors(f"LDAP login through {body.provider!r}"):
             ident = await asyncio.to_thread(ldap_auth.authenticate, config, body.provider, body.username,
                                             body.password)
     except ExternalAuthError as exc:
@@ -252,8 +224,8 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
         raise InvalidInput("return_to: must be a path on this site, such as /jobs")
     _, config = await _in_db(core, sso.enabled_provider, provider, "oidc")
     try:
-        with _provider_errors(f"OIDC login start through {provider!r}"):
-            async with _http_client() as http:
+        with sso_check.provider_errors(f"OIDC login start through {provider!r}"):
+            async with sso_check.http_client() as http:
                 pending = await oidc_auth.begin_login(config, provider, redirect_uri, http)
     except ExternalAuthError as exc:
         raise exc from None
@@ -291,8 +263,8 @@ async def oidc_callback(core: StateDep, request: Request, response: Response, st
     method = f"oidc:{pending.provider}"
     try:
         _, config = await _in_db(core, sso.enabled_provider, pending.provider, "oidc")  # disabled since /start?
-        with _provider_errors(f"OIDC login through {pending.provider!r}"):
-            async with _http_client() as http:
+        with sso_check.provider_errors(f"OIDC login through {pending.provider!r}"):
+            async with sso_check.http_client() as http:
                 ident = await oidc_auth.complete_login(config, pending, params, http)
     except (ExternalAuthError, NotFound) as exc:
         await _in_db(core, _fail, method, ip, exc.detail, method, False)

@@ -85,7 +85,7 @@ def test_admin_sets_up_tests_changes_and_deletes_an_email_channel(stack, tab, si
     expect(visit.page.locator("#form-errors")).to_contain_text("exclude each other")
 
     visit.goto(f"/admin/notifications/{channel_id}", "channel")
-    visit.page.get_by_label(f"Yes, delete ops mail").check()
+    visit.page.get_by_label("Yes, delete ops mail").check()
     visit.page.get_by_role("button", name="Delete channel").click()
     expect(visit.page.locator("#notice")).to_have_text("Channel deleted.")
     stack.expect(stack.client.get(f"{CHANNELS}/{channel_id}"), 404)
