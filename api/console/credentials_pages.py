@@ -62,6 +62,7 @@ async def _show(request: Request, user_id: str | None, done: str | None) -> Resp
 
 async def _change(request: Request, user_id: str | None, action: str) -> Response:
     principal, form = await posted(request, ADMIN if user_id is not None else None)
+    action = _action(action)
     owner_id = user_id or principal.user_id
     ip = client_ip(request)
     try:
@@ -97,7 +98,7 @@ async def own_credentials(request: Request, done: str | None = None) -> Response
 @router.post("/account/credentials/{action}")
 @page
 async def own_credential_change(request: Request, action: str) -> Response:
-    return await _change(request, None, _action(action))
+    return await _change(request, None, action)
 
 
 @router.get("/admin/users/{user_id}/credentials")
@@ -109,7 +110,7 @@ async def user_credentials(request: Request, user_id: str, done: str | None = No
 @router.post("/admin/users/{user_id}/credentials/{action}")
 @page
 async def user_credential_change(request: Request, user_id: str, action: str) -> Response:
-    return await _change(request, user_id, _action(action))
+    return await _change(request, user_id, action)
 
 
 @router.get("/admin/credentials")

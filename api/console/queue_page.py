@@ -33,6 +33,13 @@ async def _render(request: Request, cursor: str | None = None, status: int = 200
                   next_url=next_url, first_url="/queue", paged=bool(cursor))
 
 
+def concurrency_from_form(form: dict[str, str]) -> queue_changes.ConcurrencyBody:
+    """The queue's limits on jobs at once, in all and per user, as a form gives them (blank: unlimited)."""
+    return queue_changes.ConcurrencyBody(
+        max_concurrent=_int(form.get("max_concurrent"), None, 1, 100_000, "Jobs at once"),
+        user_max_concurrent=_int(form.get("user_max_concurrent"), None, 1, 100_000, "Jobs at once per user"))
+
+
 @router.get("/queue")
 @page
 async def queue(request: Request, cursor: str | None = None) -> Response:
@@ -44,9 +51,7 @@ async def queue(request: Request, cursor: str | None = None) -> Response:
 async def queue_concurrency(request: Request) -> Response:
     principal, form = await posted(request, "queue.manage")
     try:
-        body = queue_changes.ConcurrencyBody(
-            max_concurrent=_int(form.get("max_concurrent"), None, 1, 100_000, "Jobs at once"),
-            user_max_concurrent=_int(form.get("user_max_concurrent"), None, 1, 100_000, "Jobs at once per user"))
+        body = concurrency_from_form(form)
         await queue_changes.set_concurrency(get_state(request), principal, body, client_ip(request))
     except ValidationError as exc:
         return await _render(request, status=422, errors=validation_messages(exc))
