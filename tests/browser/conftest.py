@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.visit import Visit
-from tests.e2e.conftest import pytest_runtest_makereport, stack, stack_factory, temporal  # noqa: F401
+from tests.e2e.conftest import pytest_runtest_makereport, shared_stack, stack, stack_factory, temporal  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("SIMPLETUNER_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")

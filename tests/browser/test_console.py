@@ -13,6 +13,11 @@ from tests.e2e.test_users_and_auth import make_user
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def stack(shared_stack):  # the browser fixtures' stack is the module's shared one
+    return shared_stack
+
+
 def test_bootstrap_admin_signs_in_with_the_api_key(stack, tab):
     visit = tab()
     response = visit.goto("/", "root-signed-out")
@@ -96,11 +101,11 @@ def test_live_status_on_the_jobs_list(stack, tab):
     stack.put_config("console-wait", steps=20)
     visit = tab()
     sign_in_with_password(visit, "lena")
-    visit.goto("/jobs", "jobs-before")
+    visit.goto("/jobs?config=console-wait", "jobs-before")  # a lead sees everyone's: this config's only
     expect(visit.page.locator("#jobs-total")).to_have_text("0 jobs")
     filtered = tab()
     sign_in_with_password(filtered, "lena")
-    filtered.goto("/jobs?status=completed", "jobs-filtered-before")
+    filtered.goto("/jobs?config=console-wait&status=completed", "jobs-filtered-before")
     job = stack.submit(config_name="console-wait", target="worker", worker_labels={"pool": "none-such"})
     job_id = job["job_id"]  # its row appears on the open list and follows its status
     expect(visit.page.locator(f'[data-status-for="{job_id}"]')).to_have_text("queued", timeout=30_000)

@@ -14,6 +14,11 @@ from tests.e2e.test_users_and_auth import make_user
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def stack(shared_stack):  # the browser fixtures' stack is the module's shared one
+    return shared_stack
+
+
 def audited(stack, action: str, target: str) -> list[dict]:
     return stack.sql("SELECT actor, details FROM auditentry WHERE action = :action AND target_id = :id",
                      action=action, id=target)

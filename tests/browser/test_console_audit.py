@@ -8,14 +8,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.visit import CSP, MARKUP, sign_in_with_key, sign_in_with_password
-from tests.e2e.conftest import shared_stack  # noqa: F401 (a fixture)
 from tests.e2e.test_users_and_auth import make_user
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def stack(shared_stack):  # noqa: F811 - the browser fixtures' stack is the module's shared one
+def stack(shared_stack):  # the browser fixtures' stack is the module's shared one
     return shared_stack
 
 

@@ -12,6 +12,11 @@ from tests.e2e.test_users_and_auth import make_user
 from tests.servers.mail_server import SmtpSink
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(shared_stack):  # the browser fixtures' stack is the module's shared one
+    return shared_stack
 CHANNELS = "/api/cloud/notifications/channels"
 SECRET = "smtp-Secret-4711"
 
