@@ -54,6 +54,7 @@ def test_sigterm_hands_a_long_job_to_another_agent(stack):
     assert stack.wait_job(job_id, "cancelled", timeout=30)["attempt"] == 2
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_job_completes_across_a_temporal_restart(own_temporal, stack_factory):
     stack = stack_factory(temporal_server=own_temporal)
     worker_id, token = stack.create_worker("tr", {"pool": "tr"})

@@ -188,6 +188,7 @@ def test_expiry_cancels_and_late_replies_are_refused(stack_factory, mailbox):
     assert stack.job(job4)["status"] == "cancelled"
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_restarts_during_the_wait(stack_factory, mailbox):
     dovecot, sink = mailbox
     stack = build_stack(stack_factory, dovecot, sink)

@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_job_survives_worker_host_and_api_crash(stack):
     worker_id, token = stack.create_worker("agent-1", {"pool": "restart"})
     agent = stack.start_agent(token, name="agent-1")

@@ -120,6 +120,7 @@ def check_stops(run: DevRun, sig: int) -> None:
                f"{[(p, cmdline(p)[:4]) for p in everything if pid_alive(p)]}")
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_sigint_to_make_run_stops_everything(tmp_path):
     """make does not pass SIGINT on to its recipe (SIGTERM it does): the hard case."""
     run = DevRun(["make", "--no-print-directory", "run"], tmp_path)
@@ -129,6 +130,7 @@ def test_sigint_to_make_run_stops_everything(tmp_path):
         run.kill_all()
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_sigterm_to_simpletuner_dev_stops_everything(tmp_path):
     run = DevRun([str(REPO_ROOT / ".venv" / "bin" / "simpletuner"), "dev"], tmp_path)
     try:

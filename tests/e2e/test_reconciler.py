@@ -38,6 +38,7 @@ def audit_actions(stack, job_id: str) -> list[str]:
     return [r["action"] for r in stack.sql("SELECT action FROM auditentry WHERE target_id = :j ORDER BY id", j=job_id)]
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_terminated_workflows_are_finished_and_their_slots_freed(stack):
     _, token = stack.create_worker("only", {"pool": "main"})
     stack.start_agent(token, name="only")

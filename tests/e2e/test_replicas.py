@@ -31,6 +31,7 @@ def held_command(go) -> list[str]:
                              'echo "$SIMPLETUNER_JOB_ID" > "$SIMPLETUNER_OUTPUT_DIR/result.txt"']
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_two_apis_two_worker_hosts_three_agents(pg_stack_factory, idp):  # noqa: F811
     stack = pg_stack_factory(start=False)
     stack.start_api()

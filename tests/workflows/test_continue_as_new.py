@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -53,6 +55,7 @@ def submission(recheck: float = 30.0) -> JobSubmission:
                          config_name="cfg", placement_recheck_seconds=recheck)
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 async def test_hundreds_of_placement_rechecks_span_many_runs_then_the_job_completes(wf_env):
     fakes = Fakes(finishes, placements=[Placement(reason="no agent is online")] * 200)
     fakes.max_history_events = LIMIT
