@@ -30,13 +30,16 @@ def session_principal(request: Request) -> Principal | None:
     active admin, its forms checked against a token of this API process."""
     state = get_state(request)
     cookie = request.cookies.get(SESSION_COOKIE)
+    single_user = single_user_request(state.settings, request)
+    if not cookie and not single_user:
+        return None  # nobody to look up: no database session for a signed-out visitor
     with state.db.read_session() as session:
         if cookie:
             try:
                 return principals.authenticate_session(session, cookie)
             except Unauthorized:
                 pass
-        if single_user_request(state.settings, request):
+        if single_user:
             try:
                 return replace(principals.single_user_principal(session), csrf_token=state.single_user_csrf)
             except Unauthorized:
