@@ -11,7 +11,7 @@ from activities import logging_setup
 from activities.db.engine import init_db, make_engine, session
 from activities.capacity import admission
 from activities.jobs import configs
-from activities.settings import Settings
+from activities.settings import ConfigFileError, Settings
 
 
 @dataclass
@@ -48,4 +48,11 @@ def load_config_dir(settings: Settings, db: Database) -> list[str]:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging_setup.configure(settings.log_level, settings.log_format, settings.log_file)
+    """Logging as the settings say; a bad level or format, or a log file that cannot be opened, is a
+    start-up error naming the setting."""
+    try:
+        logging_setup.configure(settings.log_level, settings.log_format, settings.log_file)
+    except ValueError as exc:
+        raise ConfigFileError(str(exc)) from exc
+    except OSError as exc:
+        raise ConfigFileError(f"SIMPLETUNER_LOG_FILE: cannot open {settings.log_file}: {exc.strerror}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -10,8 +11,11 @@ from activities.errors import Conflict, Forbidden, NotFound
 from activities.jobs import jobs
 from activities.audit.trail import audit
 from activities.identity.principals import Principal
+from activities.observability.log_context import LogContext
 from api.state import AppState
 from workflows.contracts import TERMINAL_STATUSES
+
+log = logging.getLogger("simpletuner.api.cancel")
 
 
 async def cancel_job(state: AppState, principal: Principal, job_id: str, ip: str | None) -> dict:
@@ -38,4 +42,6 @@ async def cancel_job(state: AppState, principal: Principal, job_id: str, ip: str
             raise Conflict(f"job {job_id} has already finished") from exc
         raise
     await asyncio.to_thread(record)
+    with LogContext(job_id=job_id, user_id=principal.user_id, step="cancel"):
+        log.info("cancel of job %s requested by %s", job_id, principal.username)
     return {"job_id": job_id, "cancel_requested": True}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import uuid
 from typing import Literal
 
@@ -20,6 +21,7 @@ from activities.errors import Unavailable
 from activities.governance import policy
 from activities.identity.principals import Principal
 from activities.jobs import jobs
+from activities.observability.log_context import LogContext
 from activities.runtime import Database
 from activities.settings import Settings
 from workflows.contracts import (
@@ -36,6 +38,8 @@ class SubmitBody(RequestBody):
     priority: int | None = Field(None, ge=0, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     team: str | None = Field(None, min_length=1, max_length=130)  # team (slug, org/team or id) to charge
+
+log = logging.getLogger("simpletuner.api.submission")
 
 
 def request_hash(body: SubmitBody) -> str:
@@ -96,6 +100,9 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
         await asyncio.to_thread(_start_failed, db, job_id, exc.message)
         raise Unavailable(f"job {job_id} could not be started, Temporal is unavailable ({exc.message}); "
                           "submit it again") from None
+    with LogContext(job_id=job_id, user_id=principal.user_id, step="submission"):
+        log.info("job %s %s (config %s, target %s)", job_id, "submitted" if created else "submitted again",
+                 body.config_name, body.target)
     return job, created
 
 

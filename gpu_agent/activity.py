@@ -26,6 +26,9 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.observability import correlation
+from activities.observability.log_context import LogContext
+
 from gpu_agent.guard_launcher import GuardLauncher
 from gpu_agent.orchestrator import Conflict, Gone, InvalidToken, NotFound, OrchestratorClient, OrchestratorError, \
     OrchestratorUnavailable
@@ -82,6 +85,10 @@ class TrainingActivity:
 
     @activity.defn(name=RUN_TRAINING_ACTIVITY)
     async def run_training(self, task: TrainingTask) -> TrainingOutcome:
+        with LogContext(job_id=task.job_id, attempt=task.attempt):  # the correlation id came in the headers
+            return await self._run_training(task)
+
+    async def _run_training(self, task: TrainingTask) -> TrainingOutcome:
         job = f"{task.job_id} attempt {task.attempt}"
         if not self.state.begin_job(task.job_id):
             log.info("refusing %s: this agent takes no new work", job)
@@ -131,7 +138,7 @@ class TrainingActivity:
             progress.update(latest)
             reporter.set_progress(latest)
 
-        env = build_env(config.env, job_id, attempt, paths)
+        env = build_env(config.env, job_id, attempt, paths, correlation_id=correlation.current())
         proc = TrainingProcess(substitute(config.command, paths), env, paths, on_line=reporter.add_line,
                                on_progress=on_progress, launcher=self.launcher)
         try:

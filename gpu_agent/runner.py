@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activities.observability.correlation import ENV_VAR as CORRELATION_ENV
 from gpu_agent import procgroup
 from gpu_agent.guard_launcher import GUARD, GuardLauncher  # noqa: F401  (GUARD: the guard's path, for tests)
 
@@ -84,13 +85,16 @@ def substitute(command: list[str], paths: JobPaths) -> list[str]:
 
 
 def build_env(config_env: Mapping[str, str], job_id: str, attempt: int, paths: JobPaths,
-              base: Mapping[str, str] | None = None) -> dict[str, str]:
+              base: Mapping[str, str] | None = None, correlation_id: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _HIDDEN_ENV}
     env.setdefault("PYTHONUNBUFFERED", "1")  # progress lines should arrive as they are printed
     env.update({str(k): str(v) for k, v in config_env.items()})
     env.update({"SIMPLETUNER_JOB_ID": job_id, "SIMPLETUNER_ATTEMPT": str(attempt),
                 "SIMPLETUNER_CONFIG_PATH": str(paths.config_path), "SIMPLETUNER_OUTPUT_DIR": str(paths.output_dir),
                 "SIMPLETUNER_JOB_DIR": str(paths.job_dir)})
+    env.pop(CORRELATION_ENV, None)  # only the job's own id, never one from the config or the agent's environment
+    if correlation_id:
+        env[CORRELATION_ENV] = correlation_id
     return env
 
 

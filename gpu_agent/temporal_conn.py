@@ -19,6 +19,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from activities.observability.temporal_interceptor import CorrelationInterceptor
+
 log = logging.getLogger(__name__)
 
 
@@ -86,4 +88,4 @@ async def connect_temporal(temporal: Mapping[str, Any], access: TemporalAccess, 
     log.info("connecting to Temporal at %s (namespace %s, tls %s, api key %s)", address, namespace, bool(tls),
              "yes" if access.api_key else "no")
     return await Client.connect(address, namespace=namespace, tls=tls, api_key=access.api_key, identity=identity,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, interceptors=[CorrelationInterceptor()])

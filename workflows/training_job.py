@@ -137,6 +137,8 @@ class TrainingJobWorkflow(LegacyJobPath):
         # a cancel while a control activity runs lets it finish, then cleans up (see cancel_safe)
         self.finish_controls = self.checked and workflow.patched(CANCEL_CLEANUP_PATCH)
         self.approval.finish_controls = self.finish_controls
+        workflow.logger.info("job %s: run %s started%s", sub.job_id, workflow.info().run_id,
+                             " (continued)" if sub.resume is not None else "")
         outputs = []
         try:
             completed_outputs = None

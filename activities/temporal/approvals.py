@@ -15,6 +15,7 @@ from activities.notify.mail.messages import approval_request_email, notice_email
 from activities.notify.mail.smtp_send import MailDeliveryError, send_message
 from activities.governance import approvals
 from activities.notify import channels
+from activities.observability.log_context import LogContext
 from activities.secrets.credential_crypto import CredentialCipher
 from activities.settings import Settings
 from activities.temporal.binding import bound_job, refuse
@@ -60,12 +61,14 @@ class ApprovalActivities:
     @activity.defn(name="check_approval_decision")
     def check_approval_decision(self, check: DecisionCheck) -> DecisionVerdict:
         """Is this update a decision a channel recorded, and may its actor still make it? Spends it."""
-        with self._session() as session:
+        with LogContext(job_id=check.job_id, step="approval"), self._session() as session:
             bound_job(session, check.job_id)
             kind, message = approvals.check_decision(session, check.request_id, check.job_id, check.decision)
             session.commit()
             if kind is None:
+                log.info("approval %s of job %s: %s by %s", check.request_id, check.job_id, check.decision, message)
                 return DecisionVerdict(allowed=True, actor_name=message)
+            log.info("approval %s of job %s: %s refused (%s)", check.request_id, check.job_id, check.decision, message)
             error = ERR_APPROVAL_FORBIDDEN if kind == "forbidden" else ERR_APPROVAL_NOT_PENDING
             return DecisionVerdict(allowed=False, error_type=error, message=message)
 

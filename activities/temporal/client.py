@@ -11,6 +11,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from activities.observability.temporal_interceptor import CorrelationInterceptor
 from activities.settings import TemporalSettings
 from workflows.contracts import SEARCH_ATTRIBUTES
 
@@ -29,7 +30,8 @@ async def connect(cfg: TemporalSettings, lazy: bool = False, namespace: str | No
     """A client of the control namespace (or ``namespace``) with the pydantic converter; ``lazy``
     defers dialing to the first call (the API starts, and reports not-ready, while Temporal is down)."""
     return await Client.connect(cfg.address, namespace=namespace or cfg.namespace, tls=_tls(cfg),
-                                api_key=cfg.api_key, data_converter=pydantic_data_converter, lazy=lazy)
+                                api_key=cfg.api_key, data_converter=pydantic_data_converter, lazy=lazy,
+                                interceptors=[CorrelationInterceptor()])
 
 
 async def connect_with_retry(cfg: TemporalSettings, stop: asyncio.Event | None = None,

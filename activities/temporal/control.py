@@ -8,6 +8,7 @@ transaction, freezes the config and records the verdict.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from sqlmodel import Session
@@ -20,6 +21,7 @@ from activities.db.models import Job, utcnow
 from activities.errors import DomainError
 from activities.governance import policy
 from activities.jobs import configs, jobs
+from activities.observability.log_context import LogContext
 from activities.settings import Settings
 from activities.temporal.binding import bound_job
 from workflows.contracts import (
@@ -30,6 +32,8 @@ from workflows.contracts import (
 
 def _refused(message: str) -> ApplicationError:
     return ApplicationError(message, type=ERR_INVALID_SUBMISSION, non_retryable=True)
+
+log = logging.getLogger("simpletuner.worker_host.jobs")
 
 
 class ControlActivities:
@@ -119,7 +123,10 @@ class ControlActivities:
 
     @activity.defn(name="record_transition")
     def record_transition(self, transition: Transition) -> None:
-        with self._session() as session:
-            bound_job(session, transition.job_id)
-            jobs.apply_transition(session, transition)
-            session.commit()
+        with LogContext(job_id=transition.job_id, step=transition.status, attempt=transition.attempt or None):
+            with self._session() as session:
+                bound_job(session, transition.job_id)
+                jobs.apply_transition(session, transition)
+                session.commit()
+            log.info("job %s is %s%s", transition.job_id, transition.status,
+                     f" ({transition.queue_reason})" if transition.queue_reason else "")

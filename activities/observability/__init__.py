@@ -1,0 +1,1 @@
+"""What operators watch: the correlation id, structured log context, metrics."""
