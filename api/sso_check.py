@@ -1,6 +1,7 @@
 """The connection check of one sign-in provider, shared by ``POST …/external-auth/providers/{name}/test``
 and the console's Test button: LDAP, a service bind and a search of the base DN; OIDC, a fresh
-discovery and the signing keys. It works on disabled providers too."""
+discovery and the signing keys. It works on disabled providers too. Provider calls use the outbound HTTP client
+(``activities/outbound_http``): proxies, CA bundle and timeout from the settings."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import httpx
 from activities.identity.external_identity import ExternalAuthError, ProviderUnavailable
 from activities.identity.sso import ldap_auth, oidc_auth
 from activities.identity.sso import providers as sso
+from activities.outbound_http.client import get_async_client
+from activities.outbound_http.settings import OutboundHttpSettings
 from activities.runtime import Database
 
 log = logging.getLogger(__name__)
-HTTP_TIMEOUT = 10.0  # seconds, for the provider's discovery and keys
 
 
 @contextlib.contextmanager
@@ -33,11 +35,11 @@ def provider_errors(what: str) -> Iterator[None]:
         raise ProviderUnavailable(f"{what} failed ({type(exc).__name__}); see the server log") from exc
 
 
-def http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+def http_client(http: OutboundHttpSettings) -> httpx.AsyncClient:
+    return get_async_client(http)
 
 
-async def check(db: Database, name: str) -> tuple[str, dict[str, Any]]:
+async def check(db: Database, name: str, http: OutboundHttpSettings) -> tuple[str, dict[str, Any]]:
     """``(provider_type, result)``. NotFound for an unknown provider; the provider's refusal, or an
     unreadable secret, as its domain error; anything unforeseen as ProviderUnavailable."""
     def load() -> tuple[str, Any]:
@@ -49,5 +51,5 @@ async def check(db: Database, name: str) -> tuple[str, dict[str, Any]]:
     with provider_errors(f"testing provider {name!r}"):
         if provider_type == "ldap":
             return provider_type, await asyncio.to_thread(ldap_auth.test_connection, config)
-        async with http_client() as http:
-            return provider_type, await oidc_auth.test_provider(config, http)
+        async with http_client(http) as client:
+            return provider_type, await oidc_auth.test_provider(config, client)

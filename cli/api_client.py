@@ -1,7 +1,8 @@
 """The REST API as the job commands see it: where it is, who calls, and what its answers mean.
 
 ``SIMPLETUNER_URL`` / ``--url`` (default http://127.0.0.1:8001) and ``SIMPLETUNER_TOKEN`` / ``--token``
-(sent as ``Authorization: Bearer``). Every failure becomes a ``CliError`` carrying the message to print
+(sent as ``Authorization: Bearer``); ``SIMPLETUNER_CA_BUNDLE``: the CA(s) trusted for an ``https://`` API
+instead of the system's. Every failure becomes a ``CliError`` carrying the message to print
 and the exit code: 4 when the API refused the request (its ``detail``), 5 when it cannot be reached.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from activities.outbound_http.tls import CaBundleError, ca_bundle_context, untrusted_certificate
+
 DEFAULT_URL = "http://127.0.0.1:8001"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
@@ -32,7 +35,8 @@ exit codes:
   5    the API cannot be reached or is unavailable (connection error, timeout, 5xx)
   130  interrupted (Ctrl-C)
 
-environment: SIMPLETUNER_URL (default http://127.0.0.1:8001), SIMPLETUNER_TOKEN (an API key)"""
+environment: SIMPLETUNER_URL (default http://127.0.0.1:8001), SIMPLETUNER_TOKEN (an API key),
+  SIMPLETUNER_CA_BUNDLE (PEM file of the CA that signed an https:// API's certificate)"""
 STREAM_READ_TIMEOUT = 60.0  # the API sends a keepalive every 15 s on its streams
 STREAM_RECONNECTS = 8  # a stream that was open and dropped is resumed (Last-Event-ID) this many times
 
@@ -54,30 +58,35 @@ def connection_options() -> argparse.ArgumentParser:
 
 
 class ApiClient:
-    def __init__(self, url: str, token: str | None, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0, ca_bundle: str | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise CliError(f"--url / SIMPLETUNER_URL must start with http:// or https://, not {url!r}", EXIT_USAGE)
         self.url = url.rstrip("/")
         token = (token or "").strip()
         if token and not (token.isascii() and token.isprintable() and " " not in token):
             raise CliError("--token / SIMPLETUNER_TOKEN is not an API key (spaces or unusual characters)", EXIT_USAGE)
-        self.has_token, self._token, self._timeout = bool(token), token, timeout
+        self.has_token, self._token, self._timeout, self._ca_bundle = bool(token), token, timeout, ca_bundle
+        try:
+            verify = ca_bundle_context(ca_bundle) if ca_bundle else True
+        except CaBundleError as exc:
+            raise CliError(f"SIMPLETUNER_CA_BUNDLE: {exc}", EXIT_USAGE) from None
         headers = {"Accept": "application/json", "User-Agent": "simpletuner-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify)
         except (httpx.InvalidURL, ValueError) as exc:
             raise CliError(f"invalid API URL {url!r}: {exc}", EXIT_USAGE) from None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ApiClient":
         url = args.url or os.environ.get("SIMPLETUNER_URL") or DEFAULT_URL
-        return cls(url, args.token or os.environ.get("SIMPLETUNER_TOKEN") or None)
+        return cls(url, args.token or os.environ.get("SIMPLETUNER_TOKEN") or None,
+                   ca_bundle=os.environ.get("SIMPLETUNER_CA_BUNDLE") or None)
 
     def copy(self) -> "ApiClient":
         """Another client for the same API and caller (one per thread)."""
-        return ApiClient(self.url, self._token, self._timeout)
+        return ApiClient(self.url, self._token, self._timeout, self._ca_bundle)
 
     def close(self) -> None:
         self._http.close()
@@ -129,6 +138,10 @@ class ApiClient:
             time.sleep(min(2.0 ** drops / 4, 5.0))
 
     def _unreachable(self, exc: Exception) -> CliError:
+        why = untrusted_certificate(exc)
+        if why is not None:
+            return CliError(f"cannot reach the API at {self.url}: its TLS certificate is not trusted ({why}); set "
+                            "SIMPLETUNER_CA_BUNDLE to the PEM file of the CA that signed it", EXIT_UNREACHABLE)
         reason = str(exc) or type(exc).__name__
         return CliError(f"cannot reach the API at {self.url}: {reason}", EXIT_UNREACHABLE)
 

@@ -1,7 +1,8 @@
 """The agent's lifecycle: register, poll Temporal, drain, shut down, reconnect.
 
 ``Agent.run()`` returns the process exit code: 0 after a normal end (signal, ephemeral job
-done, ephemeral drained), 2 when the worker token is rejected (``exit_message`` says why).
+done, ephemeral drained), 2 when the worker token is rejected or the API's TLS certificate is not
+trusted (``exit_message`` says why).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from gpu_agent.activity import TrainingActivity
 from gpu_agent.detect import detect_hardware
 from gpu_agent.guard_launcher import GuardLauncher
 from gpu_agent.link import INVALID_TOKEN_MESSAGE, ControlPlaneLink
-from gpu_agent.orchestrator import InvalidToken, OrchestratorClient
+from gpu_agent.orchestrator import InvalidToken, OrchestratorClient, UntrustedCertificate, api_verify
 from gpu_agent.state import AgentState
 from gpu_agent.temporal_conn import TemporalAccess, connect_temporal
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INVALID_TOKEN = 0, 2
+NO_VERIFY_WARNING = ("--ssl-no-verify: the API's TLS certificate is NOT verified, so anyone on the network path can "
+                     "pose as the control plane and take this agent's worker token and jobs; development only: give "
+                     "the API's CA with --ca-bundle instead")
 
 
 @dataclass
@@ -42,15 +46,16 @@ class AgentConfig:
     gpu_count: int | None = None
     hardware_type: str | None = None
     shutdown_grace: float = 30.0
-    ssl_verify: bool = True
+    ssl_verify: bool = True  # False only with --ssl-no-verify (development): warned about at start
+    ca_bundle: str | None = None  # the CA(s) trusted for the API's certificate instead of the system's
 
 
 class Agent:
     def __init__(self, config: AgentConfig, orchestrator: OrchestratorClient | None = None,
                  hardware: dict[str, Any] | None = None, handle_signals: bool = True):
         self.config, self.hardware, self.handle_signals = config, hardware, handle_signals
-        self.orchestrator = orchestrator or OrchestratorClient(config.orchestrator_url, config.worker_token,
-                                                               verify=config.ssl_verify)
+        self.orchestrator = orchestrator or OrchestratorClient(
+            config.orchestrator_url, config.worker_token, verify=api_verify(config.ssl_verify, config.ca_bundle))
         self.state = AgentState(config.name, config.persistent)
         self.launcher = GuardLauncher()
         self.activity = TrainingActivity(self.orchestrator, self.state, config.work_dir, self.launcher)
@@ -60,6 +65,8 @@ class Agent:
 
     async def run(self) -> int:
         handled = self._install_signal_handlers() if self.handle_signals else []
+        if not self.config.ssl_verify:
+            log.warning(NO_VERIFY_WARNING)
         try:
             self.hardware = self.hardware or await asyncio.to_thread(
                 detect_hardware, self.config.gpu_count, hardware_type_override=self.config.hardware_type)
@@ -72,6 +79,8 @@ class Agent:
             await self._run_sessions(self.link)
         except InvalidToken:
             self._fatal(INVALID_TOKEN_MESSAGE)
+        except UntrustedCertificate as exc:  # registration refused to talk to an API it cannot verify
+            self._fatal(str(exc))
         finally:
             for sig in handled:
                 asyncio.get_running_loop().remove_signal_handler(sig)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gpu_agent import __version__
-from gpu_agent.orchestrator import InvalidToken, NotFound, OrchestratorClient, OrchestratorError
+from gpu_agent.orchestrator import InvalidToken, NotFound, OrchestratorClient, OrchestratorError, UntrustedCertificate
 from gpu_agent.state import AgentState
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class ControlPlaneLink:
     async def register_until_ok(self) -> dict[str, Any] | None:
         """Register, retrying (1 s doubling to 30 s) while the API is unreachable.
 
-        Raises ``InvalidToken``; returns None when a stop was requested meanwhile.
+        Raises ``InvalidToken`` and ``UntrustedCertificate`` (the API's certificate is not trusted: this
+        agent does not hand its token to it); returns None when a stop was requested meanwhile.
         """
         delay = 1.0
         while not self.state.stopping:
@@ -48,7 +49,7 @@ class ControlPlaneLink:
                 answer = await self.orchestrator.register(self.register_body())
                 self.apply_register(answer)
                 return answer
-            except InvalidToken:
+            except (InvalidToken, UntrustedCertificate):
                 raise
             except OrchestratorError as exc:
                 log.warning("cannot register (%s); retrying in %.0f s", exc, delay)

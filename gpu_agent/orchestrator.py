@@ -3,8 +3,10 @@
 Every call sends ``X-Worker-Token``. Failures become typed errors so callers can decide:
 ``InvalidToken`` (401: stop), ``Conflict`` (409/403: the job is not ours), ``Gone`` (410: the job no
 longer needs running), ``NotFound`` (404),
-``OrchestratorUnavailable`` (connection errors, timeouts, 5xx: retry later) and
-``OrchestratorError`` for any other unexpected answer.
+``OrchestratorUnavailable`` (connection errors, timeouts, 5xx: retry later; ``UntrustedCertificate``
+when the API's TLS certificate is not trusted, which registration treats as fatal) and
+``OrchestratorError`` for any other unexpected answer. The API's certificate is checked against the
+system's CAs, or only those of ``--ca-bundle`` (``api_verify``).
 
 The client may be given several API replicas (``--orchestrator-url A,B``). It talks to one at a time
 and moves to the next when the current one cannot be reached or answers 502/503/504: a request that
@@ -16,12 +18,15 @@ agent request is safe to repeat).
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from activities.outbound_http.tls import ca_bundle_context, untrusted_certificate
 
 UPLOAD_CHUNK = 1024 * 1024
 
@@ -55,6 +60,26 @@ class OrchestratorUnavailable(OrchestratorError):
     """The API could not be reached or answered 5xx; worth retrying."""
 
 
+class UntrustedCertificate(OrchestratorUnavailable):
+    """The API's TLS certificate is not signed by a CA this agent trusts."""
+
+
+def api_verify(ssl_verify: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for the API: only the bundle's CAs, the system's, or (development) none."""
+    if not ssl_verify:
+        return False
+    return ca_bundle_context(ca_bundle) if ca_bundle else True
+
+
+def _connect_failure(method: str, path: str, url: str, exc: httpx.ConnectError) -> OrchestratorUnavailable:
+    why = untrusted_certificate(exc)
+    if why is None:
+        return OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}")
+    return UntrustedCertificate(f"{method} {path}: the API at {url} presented a TLS certificate this agent does not "
+                                f"trust ({why}); give the CA that signed it with --ca-bundle "
+                                "(or SIMPLETUNER_CA_BUNDLE)")
+
+
 def split_urls(text: str) -> list[str]:
     """``http://a:8001,http://b:8001`` -> each replica's base URL (no trailing slash)."""
     urls = [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
@@ -81,7 +106,7 @@ def _detail(response: httpx.Response) -> str:
 class OrchestratorClient:
     """One agent's view of the API. Create once, ``await aclose()`` at the end."""
 
-    def __init__(self, base_url: str, token: str, *, verify: bool = True, timeout: float = 30.0,
+    def __init__(self, base_url: str, token: str, *, verify: ssl.SSLContext | bool = True, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None):
         self.base_urls = split_urls(base_url)
         self._current = 0
@@ -105,9 +130,10 @@ class OrchestratorClient:
             try:
                 response = await self._client.request(method, self.base_url + path, **kwargs)
             except httpx.ConnectError as exc:  # never reached it: the next replica, at once
+                url = self.base_url
                 self._next_replica()
                 if tried == len(self.base_urls) or not _replayable(kwargs):
-                    raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                    raise _connect_failure(method, path, url, exc) from exc
                 continue
             except httpx.TransportError as exc:  # timeouts, broken connections: it may have acted on it
                 self._next_replica()

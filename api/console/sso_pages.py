@@ -68,7 +68,8 @@ async def test_connection(request: Request, name: str) -> dict[str, Any]:
     """The REST test's check of one provider (also a disabled one): ``{"ok": bool, "message": str}``.
     NotFound when there is no such provider; any other refusal is the answer's reason."""
     try:
-        provider_type, result = await sso_check.check(get_state(request).db, name)
+        state = get_state(request)
+        provider_type, result = await sso_check.check(state.db, name, state.settings.outbound_http)
     except NotFound:
         raise
     except DomainError as exc:  # the provider's refusals, an unreadable secret, an unforeseen failure

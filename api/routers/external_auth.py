@@ -175,7 +175,7 @@ def delete_provider(name: str, session: SessionDep, principal: UsersAdminDep, re
 async def test_provider(name: str, core: StateDep, _: UsersAdminDep) -> dict:
     """LDAP: service bind + base DN search. OIDC: fresh discovery + JWKS. Works on disabled providers."""
     try:
-        provider_type, result = await sso_check.check(core.db, name)
+        provider_type, result = await sso_check.check(core.db, name, core.settings.outbound_http)
     except ExternalAuthError as exc:
         raise exc from None
     return {"name": name, "provider_type": provider_type, **result}
@@ -225,7 +225,7 @@ async def oidc_start(provider: str, redirect_uri: str, core: StateDep, request: 
     _, config = await _in_db(core, sso.enabled_provider, provider, "oidc")
     try:
         with sso_check.provider_errors(f"OIDC login start through {provider!r}"):
-            async with sso_check.http_client() as http:
+            async with sso_check.http_client(core.settings.outbound_http) as http:
                 pending = await oidc_auth.begin_login(config, provider, redirect_uri, http)
     except ExternalAuthError as exc:
         raise exc from None
@@ -264,7 +264,7 @@ async def oidc_callback(core: StateDep, request: Request, response: Response, st
     try:
         _, config = await _in_db(core, sso.enabled_provider, pending.provider, "oidc")  # disabled since /start?
         with sso_check.provider_errors(f"OIDC login through {pending.provider!r}"):
-            async with sso_check.http_client() as http:
+            async with sso_check.http_client(core.settings.outbound_http) as http:
                 ident = await oidc_auth.complete_login(config, pending, params, http)
     except (ExternalAuthError, NotFound) as exc:
         await _in_db(core, _fail, method, ip, exc.detail, method, False)

@@ -34,7 +34,8 @@ def _write(path: Path, cert, key=None) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-def _issue(name: str, key, issuer_name, issuer_key, *, ca: bool = False, server: bool = False):
+def _issue(name: str, key, issuer_name, issuer_key, *, ca: bool = False, server: bool = False,
+           dns_names: tuple[str, ...] = ()):
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
                .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -42,15 +43,17 @@ def _issue(name: str, key, issuer_name, issuer_key, *, ca: bool = False, server:
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if server:
         builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+             *(x509.DNSName(n) for n in ("localhost", *dns_names))]), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     elif not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_pki(directory: Path) -> dict[str, Path]:
-    """``ca.pem``, ``server.pem``/``server.key``, ``client.pem``/``client.key`` (CN agent-host)."""
+def make_pki(directory: Path, server_dns_names: tuple[str, ...] = ()) -> dict[str, Path]:
+    """``ca.pem``, ``server.pem``/``server.key`` (for 127.0.0.1, localhost and ``server_dns_names``),
+    ``client.pem``/``client.key`` (CN agent-host)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test temporal CA")])
@@ -59,7 +62,7 @@ def make_pki(directory: Path) -> dict[str, Path]:
     for name, server in (("server", True), ("client", False)):
         key = _key()
         _write(directory / f"{name}.pem", _issue("127.0.0.1" if server else "agent-host", key, ca_name, ca_key,
-                                                  server=server), key)
+                                                  server=server, dns_names=server_dns_names), key)
     return {"ca": directory / "ca.pem", "server_cert": directory / "server.pem", "server_key": directory / "server.key",
             "client_cert": directory / "client.pem", "client_key": directory / "client.key"}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import warnings
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -28,11 +27,6 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field,
 from activities.identity.external_identity import (
     LEVELS, ExternalAuthError, ExternalIdentity, InvalidCredentials, NotMapped, ProviderMisconfigured,
     ProviderUnavailable)
-
-with warnings.catch_warnings():  # Authlib 1.9 nags that it would prefer the "httpx2" package
-    warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
-    from authlib.integrations.base_client import OAuthError
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 log = logging.getLogger(__name__)
 CACHE_TTL = 300.0  # seconds a discovery document / JWKS is reused
@@ -197,24 +191,38 @@ async def begin_login(config: OidcConfig, provider_name: str, redirect_uri: str,
 
 async def _exchange_code(config: OidcConfig, meta: dict, pending: PendingLogin, code: str,
                          http: httpx.AsyncClient) -> dict:
+    """The token request (RFC 6749 4.1.3 with the PKCE verifier), sent through the caller's client so
+    that its proxy, CA bundle, timeout and correlation id apply."""
     supported = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     method = "client_secret_post" if "client_secret_basic" not in supported and \
         "client_secret_post" in supported else "client_secret_basic"
-    async with AsyncOAuth2Client(config.client_id, config.client_secret.get_secret_value(),
-                                 token_endpoint_auth_method=method, redirect_uri=pending.redirect_uri,
-                                 timeout=http.timeout) as oauth:
-        try:
-            return dict(await oauth.fetch_token(meta["token_endpoint"], grant_type="authorization_code",
-                                                code=code, code_verifier=pending.code_verifier))
-        except OAuthError as exc:
-            detail = f"{exc.error}: {exc.description}" if exc.description else str(exc.error)
-            if exc.error in ("invalid_client", "unauthorized_client"):
-                raise ProviderMisconfigured(f"the provider rejected the client credentials ({detail})") from exc
-            raise InvalidCredentials(f"the provider refused the authorization code ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise ProviderUnavailable(f"token request failed: {type(exc).__name__}: {exc}") from exc
-        except ValueError as exc:
-            raise ProviderMisconfigured(f"unusable token response: {exc}") from exc
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": pending.redirect_uri,
+            "code_verifier": pending.code_verifier}
+    secret = config.client_secret.get_secret_value()
+    auth: httpx.Auth | None = None
+    if method == "client_secret_post":
+        form.update(client_id=config.client_id, client_secret=secret)
+    else:
+        auth = httpx.BasicAuth(config.client_id, secret)
+    try:
+        resp = await http.post(meta["token_endpoint"], data=form, auth=auth, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"token request failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        token = resp.json()
+    except ValueError:
+        token = None
+    if resp.status_code >= 500 or (not isinstance(token, dict) and resp.status_code >= 400):
+        raise ProviderUnavailable(f"token request failed: HTTP {resp.status_code}")
+    if not isinstance(token, dict):
+        raise ProviderMisconfigured("unusable token response: not a JSON object")
+    if "error" in token:
+        error, description = token.get("error"), token.get("error_description")
+        detail = f"{error}: {description}" if description else str(error)
+        if error in ("invalid_client", "unauthorized_client"):
+            raise ProviderMisconfigured(f"the provider rejected the client credentials ({detail})")
+        raise InvalidCredentials(f"the provider refused the authorization code ({detail})")
+    return token
 
 
 async def _verify_id_token(config: OidcConfig, meta: dict, id_token: str, nonce: str,
