@@ -13,6 +13,8 @@ default 422 with that model and adds the statuses every route of a kind can answ
 - 400 (a body that is not JSON), 413 (too large) and 422 where a body is read; 422 wherever a
   parameter is;
 - 410 on an agent's job routes (the job no longer needs running);
+- 429 (too many requests from one address, with ``Retry-After``) on every route the rate limits count
+  (``api/rate_limit.py``: all but the excluded paths, when rate limiting is on);
 - 503 wherever the database or Temporal is needed (all but the liveness probe).
 
 A status a route declares with its own model keeps it (the health report answers 503 in its own
@@ -21,6 +23,7 @@ shape); success bodies are the routes' response models (``api/schemas``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,7 +43,8 @@ _REF = {"$ref": "#/components/schemas/ErrorResponse"}
 _WHY = {400: "Malformed request body", 401: "Not signed in, or the credentials are not valid",
         403: "Signed in, but not allowed (or a session's write without its CSRF header)",
         404: "Not found (or not visible to this caller)", 409: "Conflict with the current state",
-        410: "The job no longer needs running", 413: "Request body too large", 429: "Too many attempts; wait",
+        410: "The job no longer needs running", 413: "Request body too large",
+        429: "Too many requests (from this address, or failed sign-ins); wait `Retry-After` seconds",
         422: "Invalid input: `errors` names each field", 503: "The database or Temporal is unavailable"}
 _LIVENESS = "/api/cloud/health/live"
 _HEALTH = "/api/cloud/health"
@@ -76,7 +80,11 @@ def _own_body(response: dict[str, Any] | None) -> bool:
     return bool(schema) and schema.get("$ref") != _FASTAPI_422
 
 
-def document(app: FastAPI) -> dict[str, Any]:
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}}
+
+
+def document(app: FastAPI, limited: Callable[[str], bool] = lambda _path: False) -> dict[str, Any]:
+    """``limited``: whether the rate limits count requests to a route path (they can then answer 429)."""
     spec = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["ErrorResponse"] = ERROR_SCHEMA
@@ -85,17 +93,20 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in statuses(path, method, operation) | {int(c) for c in responses if c.startswith(("4", "5"))}:
+            found = statuses(path, method, operation) | ({429} if limited(path) else set())
+            for code in found | {int(c) for c in responses if c.startswith(("4", "5"))}:
                 if _own_body(responses.get(str(code))):
                     continue
                 responses[str(code)] = {"description": _WHY.get(code, "Error"),
                                         "content": {"application/json": {"schema": _REF}}}
+                if code == 429:
+                    responses[str(code)]["headers"] = _RETRY_AFTER
     return spec
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, limited: Callable[[str], bool] = lambda _path: False) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(app)
+            app.openapi_schema = document(app, limited)
         return app.openapi_schema
     app.openapi = openapi  # type: ignore[method-assign]

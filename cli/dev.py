@@ -132,6 +132,12 @@ def _wait(what: str, check, stack: Stack, interrupted=lambda: False, timeout: fl
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def api_env(env: dict[str, str]) -> dict[str, str]:
+    """The API started here does not count the person at this machine (loopback callers) against the
+    rate limits, unless SIMPLETUNER_RATE_LIMIT_BYPASS_LOOPBACK says otherwise."""
+    return {"SIMPLETUNER_RATE_LIMIT_BYPASS_LOOPBACK": "true", **env}
+
+
 def _local_agent_token(api: httpx.Client, data_dir: Path) -> str:
     """The local agent's token survives restarts in .data/local-agent.token (mode 0600)."""
     token_file = data_dir / "local-agent.token"
@@ -184,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
                                                   settings.temporal.address], capture_output=True).returncode == 0,
               stack, should_stop)
         stack.start("worker-host", [python, "-m", "cli.main", "worker-host"], env)
-        stack.start("api", [python, "-m", "cli.main", "server"], env)
+        stack.start("api", [python, "-m", "cli.main", "server"], api_env(env))
         _wait("the API", lambda: httpx.get(f"{api_url}/api/cloud/health/live", timeout=2).status_code == 200, stack,
               should_stop)
         token = settings.admin_token or (data_dir / "admin.token").read_text().strip()
