@@ -47,14 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from activities import logging_setup
     from activities.db.engine import init_db, make_engine, session
     from activities.secrets.credential_crypto import SecretKeyError, load_cipher
+    from activities.secrets.providers.base import SecretProviderError
     from activities.secrets.rotation import RotationError, rotate
     from activities.settings import ConfigFileError, load_settings
 
     try:
         settings = load_settings()
         logging_setup.configure("WARNING", settings.log_format)
-        cipher = load_cipher(settings.data_dir, create=False)  # never a fresh key: it would decrypt nothing
-    except (ConfigFileError, SecretKeyError) as exc:
+        # never a fresh key: it would decrypt nothing
+        cipher = load_cipher(settings.data_dir, create=False, secrets=settings.secret_resolver)
+    except (ConfigFileError, SecretKeyError, SecretProviderError) as exc:
         return _fail(str(exc), 2)
     db_file = _sqlite_file(settings.db_url)
     if db_file is not None and not db_file.is_file():

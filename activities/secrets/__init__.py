@@ -1,1 +1,2 @@
-"""Secrets at rest: tokens, provider credentials and their encryption."""
+"""Secrets: where they are read from (the providers' chain), tokens, provider credentials and their
+encryption at rest."""

@@ -1,7 +1,8 @@
 """Encryption at rest of stored credentials (Fernet: AES-128-CBC + HMAC-SHA256).
 
-The key comes from ``SIMPLETUNER_SECRET_KEY`` (a url-safe base64 encoding of 32 bytes, as
-``Fernet.generate_key()`` prints), else from ``<data_dir>/secret.key``, generated once with mode
+The key comes from the secret ``SIMPLETUNER_SECRET_KEY`` (a url-safe base64 encoding of 32 bytes, as
+``Fernet.generate_key()`` prints), read through the secrets providers (the environment first, see
+``activities.secrets.resolver``), else from ``<data_dir>/secret.key``, generated once with mode
 0600. Keys listed in ``SIMPLETUNER_SECRET_KEY_PREVIOUS`` (comma-separated) still decrypt, so a
 key can be rotated without losing what was stored under the old one. Key material is never logged
 nor put in an error message.
@@ -14,6 +15,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -123,19 +125,32 @@ class CredentialCipher:
             raise UndecryptableError("the stored ciphertext cannot be decrypted with the configured key(s)") from None
 
 
-def load_cipher(data_dir: Path, env: Mapping[str, str] | None = None, create: bool = True) -> CredentialCipher:
-    """The cipher from the environment, else from (and, with ``create``, maybe creating)
+def _read_secret(name: str, env: Mapping[str, str] | None, secrets: Any) -> tuple[str, str]:
+    """(value or "", where it came from) of ``name``: from ``secrets`` (a ``SecretResolver``) unless an
+    ``env`` mapping is given, else from the process environment."""
+    if env is None and secrets is not None:
+        found = secrets.lookup(name)  # SecretProviderError when a provider cannot answer: fail closed
+        if found is None:
+            return "", name
+        return found.value, name if found.provider == "env" else f"{name} (secrets provider {found.provider})"
+    return (os.environ if env is None else env).get(name, ""), name
+
+
+def load_cipher(data_dir: Path, env: Mapping[str, str] | None = None, create: bool = True,
+                secrets: Any = None) -> CredentialCipher:
+    """The cipher from the secret ``SIMPLETUNER_SECRET_KEY`` (through ``secrets``, the settings'
+    ``secret_resolver``; or ``env``), else from (and, with ``create``, maybe creating)
     ``<data_dir>/secret.key``. Raises SecretKeyError for a malformed key anywhere: a startup error,
     not a later surprise."""
-    env = os.environ if env is None else env
-    configured = env.get(ENV_KEY, "").strip()
-    if configured:
-        current, source = parse_key(configured, ENV_KEY), ENV_KEY
+    configured, source = _read_secret(ENV_KEY, env, secrets)
+    if configured.strip():
+        current = parse_key(configured, source)
     else:
         path = key_file_path(data_dir)
         current, source = load_key_file(path, create), str(path)
-    previous = [parse_key(item, f"{ENV_PREVIOUS} (item {i + 1})")
-                for i, item in enumerate(env.get(ENV_PREVIOUS, "").split(",")) if item.strip()]
+    previous_keys, previous_source = _read_secret(ENV_PREVIOUS, env, secrets)
+    previous = [parse_key(item, f"{previous_source} (item {i + 1})")
+                for i, item in enumerate(previous_keys.split(",")) if item.strip()]
     log.info("credential encryption key from %s, %d previous key(s) accepted for decryption", source, len(previous))
     return CredentialCipher(current, previous, source)
 

@@ -22,6 +22,8 @@ from activities.errors import Conflict, InvalidInput, NotFound, Unavailable
 from activities.secrets import credential_crypto
 from activities.audit.trail import audit
 from activities.secrets.credential_crypto import CredentialCipher, UndecryptableError
+from activities.secrets.named import NAMED_SETTINGS
+from activities.secrets.providers.base import SecretProviderError
 from activities.identity.principals import Principal
 from activities.secrets.tokens import new_id
 from activities.identity.users import get as get_user
@@ -35,9 +37,10 @@ MAX_VALUE_CHARS = 4096
 STALE_AFTER_DAYS = 90
 FINGERPRINT_MIN_LENGTH = 12  # shorter values get no fingerprint: 4 characters would be too much of them
 GLOBAL_PREFIX = "SIMPLETUNER_"
-# SIMPLETUNER_<PROVIDER>_* variables that configure the control plane itself (the encryption key,
-# worker tokens, ...): never handed out as a global credential.
+# SIMPLETUNER_<PROVIDER>_* variables and secrets that configure the control plane itself (the encryption
+# key, worker tokens, the SMTP password, ...): never handed out as a global credential.
 RESERVED_PROVIDERS = frozenset({name.split("_")[1].lower() for name in ENV_KEYS} | {
+    named.secret.split("_")[1].lower() for named in NAMED_SETTINGS} | {
     "secret", "enterprise", "ssl", "e2e", "worker", "orchestrator", "output", "progress", "attempt", "record",
     "config", "job"})
 
@@ -190,12 +193,22 @@ def check_stale(session: Session) -> list[dict[str, Any]]:
     return stale
 
 
+def _global_value(name: str, env: Mapping[str, str] | None, secrets: Any) -> str:
+    """The global credential ``name`` from ``env`` when given, else through the secrets providers
+    (``secrets``: the settings' ``secret_resolver``; SecretProviderError, a 503, when one cannot answer),
+    else from the process environment."""
+    if env is None and secrets is not None:
+        return (secrets.get(name) or "").strip()
+    return (os.environ if env is None else env).get(name, "").strip()
+
+
 def resolve(session: Session, user_id: str, provider: str, credential_name: str, *,
             cipher: CredentialCipher | None = None, env: Mapping[str, str] | None = None,
-            touch: bool = True) -> tuple[str, str]:
-    """(value, "user") from the user's own credential, else (value, "global") from
-    ``SIMPLETUNER_<PROVIDER>_<CREDENTIAL_NAME>``; NotFound when neither exists. ``touch``
-    records the use (``last_used_at``) in the caller's transaction."""
+            touch: bool = True, secrets: Any = None) -> tuple[str, str]:
+    """(value, "user") from the user's own credential, else (value, "global") from the secret
+    ``SIMPLETUNER_<PROVIDER>_<CREDENTIAL_NAME>`` (through ``secrets``, the settings' resolver);
+    NotFound when neither exists. ``touch`` records the use (``last_used_at``) in the caller's
+    transaction."""
     _slug("provider", provider)
     _slug("credential_name", credential_name)
     row = _find(session, user_id, provider, credential_name)
@@ -213,19 +226,23 @@ def resolve(session: Session, user_id: str, provider: str, credential_name: str,
         return value, "user"
     name = global_env_name(provider, credential_name)
     if provider not in RESERVED_PROVIDERS and name not in ENV_KEYS:
-        value = (os.environ if env is None else env).get(name, "").strip()
+        value = _global_value(name, env, secrets)
         if value:
             return value, "global"
     raise NotFound(f"no credential {provider}/{credential_name} for user {user_id!r} and no global {name}")
 
 
 def validate(session: Session, user_id: str, ref: CredentialRef, env: Mapping[str, str] | None = None,
-             cipher: CredentialCipher | None = None) -> dict[str, Any]:
-    """Whether the credential resolves and from where; never the value."""
+             cipher: CredentialCipher | None = None, secrets: Any = None) -> dict[str, Any]:
+    """Whether the credential resolves and from where; never the value. A secrets provider that
+    cannot answer is an outage, not an answer about this credential: SecretProviderError (503)."""
     answer: dict[str, Any] = {"provider": ref.provider, "credential_name": ref.credential_name,
                               "global_env_var": global_env_name(ref.provider, ref.credential_name)}
     try:
-        _, source = resolve(session, user_id, ref.provider, ref.credential_name, cipher=cipher, env=env, touch=False)
+        _, source = resolve(session, user_id, ref.provider, ref.credential_name, cipher=cipher, env=env, touch=False,
+                            secrets=secrets)
+    except SecretProviderError:
+        raise
     except (NotFound, Unavailable) as exc:
         return {**answer, "resolved": False, "source": None, "detail": exc.detail}
     row = _find(session, user_id, ref.provider, ref.credential_name) if source == "user" else None

@@ -15,8 +15,9 @@ from activities.secrets import credential_crypto
 
 from activities.secrets import credentials
 from activities.secrets.credential_crypto import SecretKeyError
+from activities.secrets.providers.base import SecretProviderError
 from activities.secrets.credentials import CredentialRef, CredentialValue
-from api.deps import PrincipalDep, SessionDep, UsersAdminDep, client_ip
+from api.deps import PrincipalDep, SessionDep, StateDep, UsersAdminDep, client_ip
 from api.schemas.credentials import (Credential, CredentialListing, CredentialSet, Resolved, StaleCheck,
                                     Unresolved)
 
@@ -28,8 +29,8 @@ async def lifespan(app: FastAPI):
     """Runs after the app's own lifespan has built ``app.state.core``."""
     core = app.state.core
     try:
-        cipher = credential_crypto.load_cipher(core.settings.data_dir)
-    except SecretKeyError as exc:
+        cipher = credential_crypto.load_cipher(core.settings.data_dir, secrets=core.settings.secret_resolver)
+    except (SecretKeyError, SecretProviderError) as exc:
         log.critical("cannot start: %s", exc)
         raise
     credential_crypto.install(cipher)
@@ -96,9 +97,10 @@ def rotate_my_credential(body: CredentialValue, session: SessionDep, principal: 
 
 
 @router.post("/me/credentials/validate", response_model=Resolved | Unresolved)
-def validate_my_credential(body: CredentialRef, session: SessionDep, principal: PrincipalDep) -> dict:
-    """Whether the credential resolves for the caller (own first, then global) and from which source."""
-    return credentials.validate(session, principal.user_id, body)
+def validate_my_credential(body: CredentialRef, session: SessionDep, principal: PrincipalDep, state: StateDep) -> dict:
+    """Whether the credential resolves for the caller (own first, then global, through the secrets
+    providers) and from which source; 503 when a secrets provider cannot answer."""
+    return credentials.validate(session, principal.user_id, body, secrets=state.settings.secret_resolver)
 
 
 @router.delete("/me/credentials/{provider}/{credential_name}", status_code=204)

@@ -63,6 +63,18 @@ async def _check_temporal(state: AppState) -> dict:
                 "_detail": f"{where} unreachable: {exc.__class__.__name__}: {exc}"}
 
 
+def _check_secrets(state: AppState) -> dict:
+    """Which secrets providers are configured and whether each answers (never a value)."""
+    states = state.settings.secret_resolver.states()
+    failing = [s.name for s in states if not s.answers]
+    names = ", ".join(s.name for s in states)
+    message = (f"secrets provider(s) not answering: {', '.join(failing)}" if failing
+               else f"secrets providers answering: {names}")
+    return {"name": "secrets", "status": "unhealthy" if failing else "healthy", "message": message,
+            "providers": [{"name": s.name, "status": "healthy" if s.answers else "unhealthy"} for s in states],
+            "_detail": "; ".join(f"{s.name}: {s.detail}" for s in states)}
+
+
 def _shown(component: dict, details: bool) -> dict:
     """The component as this caller may see it: the detailed message only with ``admin.config``."""
     shown = {k: v for k, v in component.items() if not k.startswith("_")}
@@ -98,10 +110,11 @@ UNHEALTHY = {503: {"model": HealthReport, "description": "The same report, when 
 @router.get("", response_model=HealthReport, responses=UNHEALTHY)
 async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
+    secrets = await asyncio.to_thread(_check_secrets, state)
     online, total = db.pop("_agents", (0, 0))
     agents = {"name": "agents", "status": "healthy" if online else "degraded",
               "message": f"{online} of {total} agent(s) online", "online": online, "total": total}
-    components = [_shown(c, details) for c in (db, temporal, agents)]
+    components = [_shown(c, details) for c in (db, temporal, agents, secrets)]
     status = ("unhealthy" if any(c["status"] == "unhealthy" for c in components)
               else "degraded" if any(c["status"] == "degraded" for c in components) else "healthy")
     return JSONResponse({"status": status, "version": VERSION,

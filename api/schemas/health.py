@@ -47,9 +47,22 @@ class Agents(Answer):
     total: int
 
 
+class SecretsProviderState(Answer):
+    name: Literal["env", "file", "aws", "vault"]
+    status: Literal["healthy", "unhealthy"]
+
+
+class Secrets(Answer):
+    name: Literal["secrets"]
+    status: Literal["healthy", "unhealthy"]
+    message: str
+    providers: list[SecretsProviderState] = Field(description="each configured secrets provider, in the order asked")
+
+
 class HealthReport(Answer):
     status: Status
     version: str
     uptime_seconds: float
     timestamp: datetime
-    components: list[Reachable | Unreachable | Agents] = Field(description="the database, Temporal and the agents")
+    components: list[Reachable | Unreachable | Agents | Secrets] = Field(
+        description="the database, Temporal, the agents and the secrets providers")

@@ -34,6 +34,9 @@ def test_live_ready_and_component_report(stack):
     for component in temporal + database:  # the probes that make a call report how long it took
         assert isinstance(component.get("latency_ms"), (int, float)), component
     assert stack.temporal.address in temporal[0]["message"]  # admin.config sees where Temporal is
+    secrets = [c for c in components if c["name"] == "secrets"]  # which secrets providers answer, no values
+    assert secrets and secrets[0]["status"] == "healthy" and secrets[0]["providers"] == [
+        {"name": "env", "status": "healthy"}], components
 
     # anonymous callers and signed-in users without admin.config get the same report without details
     make_user(stack, "rex", "lead")
