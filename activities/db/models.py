@@ -167,7 +167,7 @@ class AuditEntry(SQLModel, table=True):
     target_id: str | None = Field(default=None, index=True)
     ip: str | None = None
     details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, index=True)  # the metrics count the last 24 hours
 
 
 class Worker(SQLModel, table=True):

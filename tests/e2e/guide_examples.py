@@ -292,6 +292,13 @@ README = (
         "http://127.0.0.1:8001/api/approvals/rules", "POST", (ADMIN,),
         """{"name": "high_cost", "condition": "cost_exceeds", "threshold": "50",
        "required_approver_level": "lead", "exempt_levels": ["admin"]}""", status=201),
+    Example(
+        "readme/metrics-enable", "README, Metrics: turn the export on",
+        "http://127.0.0.1:8001/api/cloud/metrics/config", "PUT", (ADMIN,),
+        '{"enabled": true, "template": "standard"}'),
+    Example(
+        "readme/metrics-scrape", "README, Metrics: scrape",
+        "http://127.0.0.1:8001/api/cloud/metrics/prometheus", headers=(ADMIN,)),
 )
 
 
@@ -303,7 +310,6 @@ NOT_IMPLEMENTED = (
      "only e-mail channels exist (channel_type is 'email')"),
     ("Enterprise guide, 4. Airflow example (Python, not curl)", "POST /api/cloud/{provider}/submit",
      "jobs are submitted with POST /api/queue/submit; no per-provider submit route"),
-    ("Enterprise guide, 1./5. Observability", "GET /api/cloud/metrics/prometheus", "no Prometheus export"),
     ("Operations guide, storage tunnels", "curl -L https://github.com/cloudflare/...; curl -s https://ngrok-agent...",
      "downloads of third-party tools, not requests to this API"),
     ("Operations guide, S3-compatible storage", "/api/cloud/storage/{bucket}/{key}", "no S3 endpoint"),

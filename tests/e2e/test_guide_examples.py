@@ -365,4 +365,13 @@ def test_readme(stack):
         _check((got["name"], got["condition"], got["exempt_levels"]) == ("high_cost", "cost_exceeds", ["admin"]),
                f"rule stored as {got}")
     run.run(ex["approval-rule"], effect=rule_listed)
+
+    def metrics_on(data: Any) -> None:
+        _check((data["enabled"], data["template"]) == (True, "standard"), f"answer is {data}")
+    run.run(ex["metrics-enable"], effect=metrics_on)
+
+    def scraped(text: Any) -> None:
+        _check(isinstance(text, str) and "simpletuner_jobs_by_status{status=\"completed\"} 1.0" in text,
+               f"scrape answered {str(text)[:500]}")
+    run.run(ex["metrics-scrape"], effect=scraped)
     run.finish()

@@ -131,6 +131,14 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/cloud/providers/{provider}/config"): "admin.config",
     ("PUT", "/api/cloud/providers/{provider}/config"): "admin.config",
     ("GET", "/api/cloud/metrics/cost-limit-status"): "job.view.all",
+    ("GET", "/api/cloud/metrics/prometheus"): "admin.config",  # without credentials only via auth.bypass_paths
+    ("GET", "/api/cloud/metrics/config"): "admin.config",
+    ("PUT", "/api/cloud/metrics/config"): "admin.config",
+    ("POST", "/api/cloud/metrics/config/apply-template/{template_id}"): "admin.config",
+    ("GET", "/api/cloud/metrics/config/templates"): "admin.config",
+    ("GET", "/api/cloud/metrics/config/categories"): "admin.config",
+    ("GET", "/api/cloud/metrics/preview"): "admin.config",
+    ("POST", "/api/cloud/metrics/config/preview"): "admin.config",
     ("POST", "/api/quotas/cost-estimate"): "any",
     ("GET", "/api/orgs"): "org.view",
     ("POST", "/api/orgs"): "org.create",
@@ -238,7 +246,7 @@ def _fill(stack, path: str) -> tuple[str, dict]:
                                                                      "pattern": f"p{n}-*", "action": "deny"})
         values["rule_id"] = stack.expect(made, 201)["id"]
     values.update(request_id="apr_unknown", channel_id="ch_unknown", key_id="k_unknown", level_name="viewer", permission_name="job.submit", provider="replicate",
-                  credential_name="api_token")
+                  credential_name="api_token", template_id="standard")
     body = {"POST /api/queue/submit": {"config_name": "walk-cfg", "target": "local"},
             "PUT /api/configs/{name}": {"command": ["true"]},
             "POST /api/users": {"username": f"new{n}", "password": "New-Passw0rd-xyz"},

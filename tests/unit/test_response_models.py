@@ -234,3 +234,21 @@ def test_credentials_channels_and_sso(session):
                                     level_mapping={"admins": ["admin"]}, encrypted_secrets={"client_secret": "tok"},
                                     created_at=T0, updated_at=T0)
     same_answer(sso.Provider, providers.to_dict(provider))
+
+
+def test_metrics(session):
+    from activities.observability import metrics_catalog, metrics_config, metrics_export
+    from activities.observability.metrics_config import MetricsConfigBody
+    from api.schemas import metrics as metric_answers
+
+    same_answer(metric_answers.MetricsConfig, metrics_config.to_dict(metrics_config.get(session)))
+    saved = metrics_config.put(session, MetricsConfigBody.model_validate({"enabled": True, "categories": ["jobs"]}),
+                               "admin", None)
+    session.commit()
+    same_answer(metric_answers.MetricsConfig, metrics_config.to_dict(saved))
+    same_answer(metric_answers.MetricsConfig, metrics_config.to_dict(metrics_config.get(session)))
+    same_answer(metric_answers.CategoryList, {"categories": metrics_catalog.describe_categories()})
+    same_answer(metric_answers.TemplateList, {"templates": metrics_catalog.describe_templates()})
+    config = metrics_config.get(session)
+    same_answer(metric_answers.MetricsPreview,
+                metrics_export.preview(config, metrics_export.export(session, config, 1.5)))
