@@ -38,6 +38,7 @@ bench: install test-servers  ## benchmarks (run by hand; they print numbers)
 	$(BIN)/python bench/approval.py
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/ops.py
 
 clean:
 	rm -rf .data

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, IPvAnyNetwork, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
+
+from activities.outbound_http.settings import OutboundHttpSettings
+from activities.ratelimit.config import RateLimitSettings
+from activities.secrets.config import SECRETS_ENV_KEYS, SecretsSettings
 
 
 class ConfigFileError(ValueError):
@@ -35,6 +40,8 @@ class TemporalSettings(BaseModel):
     tls_key_path: str | None = None
     api_key: str | None = None  # the control plane's own credential on a secured cluster
     public_address: str | None = None  # what agents on other machines should dial
+    # host:port where the worker host serves the Temporal SDK's own Prometheus metrics (off when unset)
+    metrics_address: str | None = Field(None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 
     @model_validator(mode="after")
     def _two_planes(self) -> "TemporalSettings":
@@ -132,11 +139,23 @@ class Settings(BaseModel):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    outbound_http: OutboundHttpSettings = Field(default_factory=OutboundHttpSettings)  # proxies, CA bundle, timeout
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)  # per-address limits (activities/ratelimit)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)  # secrets providers (activities/secrets)
     # Blocks owned by later features; accepted here so a file written for them still loads.
     oidc: dict[str, Any] = Field(default_factory=dict)
     background: dict[str, Any] = Field(default_factory=dict)
     config_file: Path | None = None
+    _secret_resolver: Any = PrivateAttr(None)  # the providers' chain, built by load_settings
+
+    @property
+    def secret_resolver(self) -> Any:
+        """The secrets providers' chain (``activities.secrets.resolver.SecretResolver``)."""
+        if self._secret_resolver is None:
+            from activities.secrets.resolver import build_resolver
+            self._secret_resolver = build_resolver(self.secrets, os.environ)
+        return self._secret_resolver
 
     @property
     def db_url(self) -> str:
@@ -165,6 +184,7 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_TEMPORAL_TLS_CERT": "temporal.tls_cert_path",
     "SIMPLETUNER_TEMPORAL_TLS_KEY": "temporal.tls_key_path",
     "SIMPLETUNER_TEMPORAL_PUBLIC_ADDRESS": "temporal.public_address",
+    "SIMPLETUNER_TEMPORAL_METRICS_ADDRESS": "temporal.metrics_address",
     "SIMPLETUNER_HOST": "host",
     "SIMPLETUNER_PORT": "port",
     "SIMPLETUNER_ADMIN_TOKEN": "admin_token",
@@ -184,9 +204,20 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_PUBLIC_URL": "public_url",
     "SIMPLETUNER_TEMPORAL_UI_URL": "temporal_ui_url",
     "SIMPLETUNER_MAIL_CA_FILE": "mail_ca_file",
+    "SIMPLETUNER_RATE_LIMIT_ENABLED": "rate_limit.enabled",
+    "SIMPLETUNER_RATE_LIMIT_BACKEND": "rate_limit.backend",
+    "SIMPLETUNER_RATE_LIMIT_REDIS_URL": "rate_limit.redis_url",
+    "SIMPLETUNER_RATE_LIMIT_DEFAULT_CALLS": "rate_limit.default_calls",
+    "SIMPLETUNER_RATE_LIMIT_DEFAULT_PERIOD": "rate_limit.default_period",
+    "SIMPLETUNER_RATE_LIMIT_BYPASS_LOOPBACK": "rate_limit.bypass_loopback",
+    "SIMPLETUNER_CA_BUNDLE": "outbound_http.ca_bundle",
+    "SIMPLETUNER_SSL_VERIFY": "outbound_http.ssl_verify",
+    "SIMPLETUNER_SSL_VERIFY_ACKNOWLEDGED": "outbound_http.ssl_verify_acknowledged",
+    "SIMPLETUNER_HTTP_TIMEOUT": "outbound_http.timeout_seconds",
+    **SECRETS_ENV_KEYS,
 }
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VAR = re.compile(r"\$\{(?:secret:([^}]*)|([A-Za-z_][A-Za-z0-9_]*))\}")  # ${secret:NAME} or ${VAR}
 
 
 def config_file_candidates(env: dict[str, str]) -> list[Path]:
@@ -200,14 +231,18 @@ def config_file_candidates(env: dict[str, str]) -> list[Path]:
     return [base.with_name(base.name + ext) for base in bases for ext in (".yaml", ".yml", ".json")]
 
 
-def _interpolate(value: Any, env: dict[str, str], path: str, file: Path) -> Any:
+def _interpolate(value: Any, env: dict[str, str], path: str, file: Path, secrets: Any = None) -> Any:
+    """``${VAR}`` from ``env``; ``${secret:NAME}`` from the secrets providers (``secrets``)."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), file) for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), file, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, env, f"{path}[{i}]", file) for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{path}[{i}]", file, secrets) for i, v in enumerate(value)]
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
+            if match.group(1) is not None:
+                from activities.secrets.loading import secret_reference
+                return secret_reference(match.group(1), secrets, file, path)
+            name = match.group(2)
             if name not in env:
                 raise ConfigFileError(f"{file}: {path}: environment variable ${{{name}}} is not set")
             return env[name]
@@ -215,7 +250,11 @@ def _interpolate(value: Any, env: dict[str, str], path: str, file: Path) -> Any:
     return value
 
 
-def read_config_file(path: Path, env: dict[str, str]) -> dict[str, Any]:
+def read_config_file(path: Path, env: dict[str, str], secrets: Any = None) -> dict[str, Any]:
+    return _interpolate(parse_config_file(path), env, "", path, secrets)
+
+
+def parse_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -228,7 +267,7 @@ def read_config_file(path: Path, env: dict[str, str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: the top level must be a mapping")
-    return _interpolate(data, env, "", path)
+    return data
 
 
 def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
@@ -238,37 +277,46 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
     target[leaf] = value
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, env_vars: dict[str, str] | None = None) -> str:
+    """One line per error: source, key (and the variable that set it, from ``env_vars``: key -> var)."""
     parts = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{source}: {key}: {item['msg']}")
+        var = (env_vars or {}).get(key)
+        parts.append(f"{source}: {key}{f' ({var})' if var else ''}: {item['msg']}")
     return "; ".join(parts)
 
 
 def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    env = dict(os.environ if env is None else env)
+    from activities.secrets import loading
+
+    live_env = os.environ if env is None else env  # what the environment secrets provider reads
+    env = dict(live_env)
     data: dict[str, Any] = {}
     config_path = next((p for p in config_file_candidates(env) if p.exists()), None)
     if env.get("SIMPLETUNER_ENTERPRISE_CONFIG") and config_path is None:
         raise ConfigFileError(f"{env['SIMPLETUNER_ENTERPRISE_CONFIG']}: file not found "
                               "(named by SIMPLETUNER_ENTERPRISE_CONFIG)")
+    raw = parse_config_file(config_path) if config_path is not None else {}
+    resolver = loading.resolver_for(raw, env, live_env, config_path)  # before ${secret:NAME} is read
     if config_path is not None:
-        data = read_config_file(config_path, env)
+        data = _interpolate(raw, env, "", config_path, resolver)
         try:
             Settings.model_validate(data)
         except ValidationError as exc:
             raise ConfigFileError(_describe(exc, str(config_path))) from exc
         data["config_file"] = str(config_path)
-    for var, key in ENV_KEYS.items():
-        if env.get(var, "") != "":
-            _set_dotted(data, key, env[var])
+    from_env = {key: var for var, key in ENV_KEYS.items() if env.get(var, "") != ""}
+    for key, var in from_env.items():
+        _set_dotted(data, key, env[var])
     for key, value in overrides.items():
         _set_dotted(data, key, value)
+    loading.fill_named(data, resolver, config_path)  # secret settings left empty, by their secret names
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigFileError(_describe(exc, "environment")) from exc
+        raise ConfigFileError(_describe(exc, "environment", from_env)) from exc
+    settings._secret_resolver = resolver
     _check_single_user_mode(settings)
     return settings
 

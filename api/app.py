@@ -13,9 +13,11 @@ from activities.runtime import load_config_dir, open_database
 from activities.identity.bootstrap import backfill_levels, bootstrap_admin, ensure_service_identity
 from activities.settings import Settings
 from activities.temporal.client import connect, ensure_search_attributes
-from api import console, errors, openapi_contract
+from api import console, errors, openapi_contract, rate_limit
 from api.event_hub import EventHub
 from api.body_limit import BodyLimitMiddleware
+from api.correlation import CorrelationIdMiddleware
+from api.http_metrics import HttpMetricsMiddleware, RouteSpotter
 from api.json_body import JsonBodyMiddleware
 from api.routers import all_routers
 from api.routers.health import VERSION
@@ -59,15 +61,22 @@ def create_app(settings: Settings) -> FastAPI:
         finally:  # also when a later start-up step (a router's lifespan) fails
             registering.cancel()
             await app.state.event_hub.stop()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
             db.engine.dispose()
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the API itself, not a CDN.
     app = FastAPIOffline(title="SimpleTuner control plane", version=VERSION, lifespan=lifespan)
+    app.add_middleware(RouteSpotter)  # next to the router: tells HttpMetricsMiddleware the matched route
     app.add_middleware(JsonBodyMiddleware)  # inside the body limit: it reads bodies the limit has let through
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
+    # per-address limits: only metrics and the correlation id see a refused request, nothing else runs for it
+    limited = rate_limit.install(app, settings)
+    app.add_middleware(HttpMetricsMiddleware)  # times every answer, also the body limit's 413
+    app.add_middleware(CorrelationIdMiddleware)  # outermost: everything the request does runs under its id
     errors.install(app)
-    openapi_contract.install(app)
+    openapi_contract.install(app, limited)
     for router in all_routers():
         app.include_router(router)
     console.install(app)  # the browser console at / (pages, static files, CSP): api/console

@@ -10,22 +10,22 @@ from cli import approvals, jobs, rotate_key
 
 
 def _server(args: argparse.Namespace) -> int:
+    from activities.observability import metrics_dir
+
+    metrics_dir.prepare_from_env(os.environ)  # multiprocess metrics: wiped when unused, before any process writes
     import uvicorn
 
+    from activities.outbound_http.client import warn_if_unverified
     from activities.runtime import configure_logging
     from activities.settings import load_settings
     from api.app import create_app
+    from cli.server_tls import uvicorn_ssl_options
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(**overrides)
     configure_logging(settings)
-    ssl: dict = {}
-    if args.ssl:
-        cert, key = args.ssl_cert or os.environ.get("SIMPLETUNER_SSL_CERT"), args.ssl_key or os.environ.get("SIMPLETUNER_SSL_KEY")
-        if not cert or not key:
-            print("error: --ssl needs --ssl-cert/--ssl-key or SIMPLETUNER_SSL_CERT/SIMPLETUNER_SSL_KEY", file=sys.stderr)
-            return 2
-        ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
+    warn_if_unverified(settings)
+    ssl = uvicorn_ssl_options(args.ssl, args.ssl_cert, args.ssl_key, os.environ)  # ConfigFileError: one line
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on its own;
     # which proxies to trust is decided only by the network settings (api/network.py).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host")
     server.add_argument("--port", type=int)
     server.add_argument("--ssl", action="store_true", help="serve HTTPS")
-    server.add_argument("--ssl-cert")
-    server.add_argument("--ssl-key")
+    server.add_argument("--ssl-cert", help="PEM certificate (chain) for --ssl (env SIMPLETUNER_SSL_CERT)")
+    server.add_argument("--ssl-key", help="its private key, PEM without passphrase (env SIMPLETUNER_SSL_KEY)")
     server.set_defaults(func=_server)
     sub.add_parser("worker-host", help="run the Temporal worker for workflows and control activities"
                    ).set_defaults(func=_worker_host)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from activities import logging_setup
 from gpu_agent import __version__
 from gpu_agent.temporal_conn import AccessError, access_from
 
@@ -52,12 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                            "address (env SIMPLETUNER_WORKER_TEMPORAL_TLS_SERVER_NAME)")
     parser.add_argument("--temporal-api-key", help="Temporal API key (env SIMPLETUNER_WORKER_TEMPORAL_API_KEY; "
                                                    "prefer the variable: command lines are visible to other users)")
+    parser.add_argument("--temporal-metrics-address", help="host:port where this agent serves the Temporal SDK's "
+                        "Prometheus metrics at /metrics (env SIMPLETUNER_WORKER_TEMPORAL_METRICS_ADDRESS; "
+                        "default: off)")
     parser.add_argument("--gpu-count", help="override GPU detection (env SIMPLETUNER_WORKER_GPU_COUNT)")
     parser.add_argument("--hardware-type", help="override the detected hardware type, e.g. a100-80gb "
                                                 "(env SIMPLETUNER_WORKER_HARDWARE_TYPE)")
     parser.add_argument("--shutdown-grace", help="seconds a running job gets on SIGTERM "
                                                  "(env SIMPLETUNER_WORKER_SHUTDOWN_GRACE; default 30)")
-    parser.add_argument("--ssl-no-verify", action="store_true", help="do not verify the API's TLS certificate")
+    parser.add_argument("--ca-bundle", help="PEM file of the CA(s) that signed the API's TLS certificate, trusted "
+                                            "instead of the system's (env SIMPLETUNER_CA_BUNDLE)")
+    parser.add_argument("--ssl-no-verify", action="store_true",
+                        help="development only: do not verify the API's TLS certificate (a warning is logged)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -119,15 +126,42 @@ def config_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = Non
                        name=_pick(ns.name, env, "SIMPLETUNER_WORKER_NAME") or socket.gethostname(),
                        work_dir=Path(work_dir).expanduser(), persistent=bool(persistent),
                        temporal=access, gpu_count=gpu_count, hardware_type=hardware_type, shutdown_grace=grace,
-                       ssl_verify=not ns.ssl_no_verify)
+                       ssl_verify=not ns.ssl_no_verify, ca_bundle=_ca_bundle(ns, env))
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:  # one line per HTTP request is only useful when debugging
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("httpcore").setLevel(logging.WARNING)
+def _ca_bundle(ns: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """The CA bundle for the API's certificate, checked now; None with ``--ssl-no-verify`` (which wins
+    over the variable, but not over ``--ca-bundle``: asking for both is refused)."""
+    from activities.outbound_http.tls import CaBundleError, ca_bundle_context
+
+    if ns.ssl_no_verify:
+        if getattr(ns, "ca_bundle", None):
+            raise UsageError("--ssl-no-verify and --ca-bundle contradict each other: give the API's CA with "
+                             "--ca-bundle and drop --ssl-no-verify")
+        return None
+    path = _pick(getattr(ns, "ca_bundle", None), env, "SIMPLETUNER_CA_BUNDLE")
+    if path is not None:
+        try:
+            ca_bundle_context(path)
+        except CaBundleError as exc:
+            raise UsageError(f"--ca-bundle (or SIMPLETUNER_CA_BUNDLE): {exc}") from None
+    return path
+
+
+def setup_logging(verbose: bool, env: Mapping[str, str] | None = None) -> None:
+    """``SIMPLETUNER_LOG_LEVEL`` / ``_FORMAT`` (``json`` for structured lines) / ``_FILE``, as the other
+    processes; ``--verbose`` means DEBUG. Raises ``UsageError`` naming a bad setting."""
+    env = dict(os.environ if env is None else env)
+    level = "DEBUG" if verbose else (env.get("SIMPLETUNER_LOG_LEVEL") or "INFO")
+    try:
+        logging_setup.configure(level, env.get("SIMPLETUNER_LOG_FORMAT") or "text",
+                                env.get("SIMPLETUNER_LOG_FILE") or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"SIMPLETUNER_LOG_FILE: cannot open {env.get('SIMPLETUNER_LOG_FILE')}: {exc.strerror}") from None
+    if verbose:  # one line per HTTP request is only useful when debugging
+        logging.getLogger("httpx").setLevel(logging.DEBUG)
 
 
 def run_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
@@ -137,9 +171,24 @@ def run_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None) 
     except UsageError as exc:
         print(f"simpletuner worker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(ns.verbose)
-    from gpu_agent.agent import Agent
+    try:
+        setup_logging(ns.verbose, env)
+    except UsageError as exc:
+        print(f"simpletuner worker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics_address = _pick(getattr(ns, "temporal_metrics_address", None), os.environ if env is None else env,
+                            "SIMPLETUNER_WORKER_TEMPORAL_METRICS_ADDRESS")
+    if metrics_address:  # before the agent connects: its clients report through this runtime
+        from activities.observability.temporal_sdk_metrics import MetricsAddressError, serve_sdk_metrics
+        try:
+            serve_sdk_metrics(metrics_address)
+        except MetricsAddressError as exc:
+            print(f"simpletuner worker: error: --temporal-metrics-address: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    from gpu_agent.agent import NO_VERIFY_WARNING, Agent
 
+    if not config.ssl_verify:  # on stderr whatever the log level or file: never silent
+        print(f"simpletuner worker: WARNING: {NO_VERIFY_WARNING}", file=sys.stderr)
     agent = Agent(config)
     try:
         code = asyncio.run(agent.run())

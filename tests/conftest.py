@@ -3,6 +3,7 @@
 ``database_url`` (and ``db``, a session on it) makes a test run twice, on a fresh SQLite file and on
 a real PostgreSQL server (one server and one database per test process, started on first use, every
 table emptied before each test).
+``redis_url`` is a real Redis server (one per test process, emptied before each test).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
 from activities.db.engine import init_db, make_engine, session as open_session
 from tests.servers.postgres_server import PostgresServer
+from tests.servers.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,19 @@ def db(database_url: str) -> Iterator[Session]:
     with open_session(engine) as s:
         yield s
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real Redis server per test process (started on first use, nothing persisted)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    client.close()
+    return redis_server.url

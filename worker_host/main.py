@@ -22,8 +22,9 @@ from activities.temporal.mailbox import MailboxActivities
 from activities.identity.sso import provider_secrets
 from activities.notify import channels
 from activities.secrets import credential_crypto
+from activities.observability.temporal_sdk_metrics import MetricsAddressError, serve_sdk_metrics
 from activities.runtime import configure_logging, load_config_dir, open_database
-from activities.settings import Settings, load_settings
+from activities.settings import ConfigFileError, Settings, load_settings
 from activities.temporal.client import connect, connect_with_retry, ensure_search_attributes
 from activities.temporal.dispatch import DispatchActivities
 from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
@@ -43,7 +44,7 @@ log = logging.getLogger("simpletuner.worker_host")
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     db = open_database(settings)
     load_config_dir(settings, db)
-    cipher = credential_crypto.load_cipher(settings.data_dir)
+    cipher = credential_crypto.load_cipher(settings.data_dir, secrets=settings.secret_resolver)
     with db.session() as session:  # database work first: it needs no Temporal
         channels.sync_config_channel(session, settings.notifications.email, cipher)
         provider_secrets.encrypt_plaintext(session, cipher)  # upgrade step: no SSO secret stays in plain text
@@ -113,6 +114,12 @@ async def start_mailbox_watcher(client: Client) -> None:
 def main() -> int:
     settings = load_settings()
     configure_logging(settings)
+    if settings.temporal.metrics_address:  # before any client: they all report through this runtime
+        try:
+            serve_sdk_metrics(settings.temporal.metrics_address)
+        except MetricsAddressError as exc:
+            raise ConfigFileError(f"temporal.metrics_address (SIMPLETUNER_TEMPORAL_METRICS_ADDRESS): {exc}") from None
+        log.info("Temporal SDK metrics at http://%s/metrics", settings.temporal.metrics_address)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -147,7 +148,11 @@ class Stack:
 
     def __init__(self, temporal: TemporalDevServer, root: Path, *, heartbeat_timeout: float = 4.0,
                  placement_recheck: float = 1.0, namespace: str | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, api_tls: dict[str, Path] | None = None) -> None:
+        """``api_tls``: ``ca`` / ``server_cert`` / ``server_key`` (``tests.servers.tls_proxy.make_pki``):
+        the API is started with ``--ssl`` and that certificate, and the stack's own clients trust the CA
+        (agents and CLIs are given it, or not, by the test)."""
+        self.api_tls = api_tls
         self.temporal = temporal
         self.root = Path(root).resolve()
         self.data_dir = self.root / "data"
@@ -159,7 +164,7 @@ class Stack:
         self.heartbeat_timeout = heartbeat_timeout
         self.placement_recheck = placement_recheck
         self.api_port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.api_url = f"{'https' if api_tls else 'http'}://127.0.0.1:{self.api_port}"
         self.admin_token = "st_admin_" + secrets.token_hex(16)
         if namespace is None:
             namespace = os.environ.get("SIMPLETUNER_E2E_NAMESPACE") or temporal.create_namespace()
@@ -178,10 +183,13 @@ class Stack:
         # An explicit, empty enterprise config file: nothing from cwd, $HOME or /etc leaks in.
         self.enterprise_config = self.root / "simpletuner-enterprise.yaml"
         self.enterprise_config.write_text("# e2e: settings come from SIMPLETUNER_* env vars only\n")
-        self.env = self._build_env(extra_env or {})
-        self.client = httpx.Client(base_url=self.api_url, timeout=15.0, trust_env=False,
+        tls_env = {"SIMPLETUNER_SSL_CERT": str(api_tls["server_cert"]),
+                   "SIMPLETUNER_SSL_KEY": str(api_tls["server_key"])} if api_tls else {}
+        self.env = self._build_env({**tls_env, **(extra_env or {})})
+        verify = ssl.create_default_context(cafile=str(api_tls["ca"])) if api_tls else True
+        self.client = httpx.Client(base_url=self.api_url, timeout=15.0, trust_env=False, verify=verify,
                                    headers={"Authorization": f"Bearer {self.admin_token}"})
-        self.anon = httpx.Client(base_url=self.api_url, timeout=15.0, trust_env=False)
+        self.anon = httpx.Client(base_url=self.api_url, timeout=15.0, trust_env=False, verify=verify)
 
     # ---- environment
 
@@ -214,6 +222,8 @@ class Stack:
             "SIMPLETUNER_HEARTBEAT_TIMEOUT": _num(self.heartbeat_timeout),
             "SIMPLETUNER_PLACEMENT_RECHECK_SECONDS": _num(self.placement_recheck),
             "SIMPLETUNER_LOG_LEVEL": "INFO",
+            # every test client calls from 127.0.0.1; a test of the limits turns them on in extra_env
+            "SIMPLETUNER_RATE_LIMIT_ENABLED": "false",
         })
         env.update(extra)
         return env
@@ -233,10 +243,13 @@ class Stack:
     def start_api(self, wait: bool = True, timeout: float = 45.0) -> Proc:
         if self.api is not None and self.api.alive:
             raise StackError("the API is already running")
-        api = self.api = self._spawn("api", ["server"], critical=True)
+        api = self.api = self._spawn("api", self._server_args(), critical=True)
         if wait:
             self.wait_for(self._live, timeout, f"API {self.api_url} to answer /api/cloud/health/live", watch=[api])
         return api
+
+    def _server_args(self) -> list[str]:
+        return ["server", "--ssl"] if self.api_tls else ["server"]
 
     def _live(self, url: str | None = None) -> bool:
         try:
@@ -248,8 +261,8 @@ class Stack:
         """Another API process on the same database, data dir and namespace, on its own port
         (``port`` to bring a killed replica back where its clients expect it); (process, URL)."""
         port = port or free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = self._spawn("api-replica", ["server"], critical=True, env={"SIMPLETUNER_PORT": str(port)})
+        url = f"{'https' if self.api_tls else 'http'}://127.0.0.1:{port}"
+        proc = self._spawn("api-replica", self._server_args(), critical=True, env={"SIMPLETUNER_PORT": str(port)})
         self.wait_for(lambda: self._live(url), timeout, f"API replica {url} to answer /api/cloud/health/live",
                       watch=[proc])
         return proc, url

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test servers in tests/servers need (OpenLDAP slapd,
-# ldap-utils, openssl, Dovecot IMAP with dovecot-lda and doveadm, PostgreSQL) if any is missing. Idempotent and
-# quick when everything is present.
+# ldap-utils, openssl, Dovecot IMAP with dovecot-lda and doveadm, PostgreSQL, Redis, Prometheus for promtool) if any is
+# missing. Idempotent and quick when everything is present.
 set -euo pipefail
 
 missing=()
@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 test -x /usr/sbin/dovecot || missing+=(dovecot-imapd)
 test -x /usr/lib/dovecot/dovecot-lda || missing+=(dovecot-imapd)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool: the metrics, rules and config checks
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
