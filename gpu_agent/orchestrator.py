@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from activities.observability import correlation
 from activities.outbound_http.tls import ca_bundle_context, untrusted_certificate
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -103,6 +104,13 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:500]
 
 
+async def _with_correlation_id(request: httpx.Request) -> None:
+    """A job's claim, reports and uploads carry the job's correlation id (set while its activity runs)."""
+    value = correlation.current()
+    if value is not None and correlation.HEADER not in request.headers:
+        request.headers[correlation.HEADER] = value
+
+
 class OrchestratorClient:
     """One agent's view of the API. Create once, ``await aclose()`` at the end."""
 
@@ -112,7 +120,7 @@ class OrchestratorClient:
         self._current = 0
         self._client = httpx.AsyncClient(
             headers={"X-Worker-Token": token}, verify=verify, transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), event_hooks={"request": [_with_correlation_id]})
 
     @property
     def base_url(self) -> str:

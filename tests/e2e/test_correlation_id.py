@@ -52,6 +52,8 @@ def test_a_jobs_id_reaches_every_process_and_the_training(stack_factory):
 
     api = check(stack.api, "API")
     assert any(r["extra"].get("job_id") == job_id and "submitted" in r["message"] for r in api), api
+    # the agent's claim and reports for the job reach the API under the job's id (uvicorn's access lines)
+    assert any(f"/api/workers/job/{job_id}/claim" in r["message"] for r in api), api
     host = check(stack.worker_host, "worker host")
     assert any(r["extra"].get("job_id") == job_id and r["extra"].get("step") == "completed" for r in host), host
     assert any("temporal_workflow" in r["extra"] and "run" in r["message"] for r in host), host  # workflow.logger
