@@ -24,7 +24,7 @@ run: install          ## Temporal + worker host + API + a local GPU agent, in th
 test: install test-servers  ## the suite against real processes, two at a time; prints the 15 slowest
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
 
-slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, restarts of Temporal and the control plane, replicas, the dev command's signals, hundreds of continue-as-new runs, the reconciler), one at a time; CI runs them too
+slow: install test-servers  ## the long scenarios (200 concurrent submissions on each database, restarts of Temporal, the control plane and waiting jobs, replicas, agent failover, the dev command's signals, hundreds of continue-as-new runs, approval waits across runs, the reconciler, the API over TLS with a private CA), one at a time; CI runs them too
 	$(BIN)/python -m pytest -q -p no:xdist -m slow --durations=15
 
 test-unit: install

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -12,7 +14,13 @@ MIN_LENGTH = 10
 _COMMON = {"password123", "1234567890", "qwertyuiop", "letmein123", "changeme123", "password1234", "administrator"}
 # A hash of a random password: verifying against it costs the same as a real check, so an unknown
 # username takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when there is no hash, so a missing account costs the same time; made on first
+    use, not at import (every process imports this module, few check passwords)."""
+    return _hasher.hash("dummy-password-for-timing")
 
 
 def check_policy(password: str, username: str) -> None:
@@ -32,6 +40,6 @@ def hash_password(password: str) -> str:
 
 def verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False

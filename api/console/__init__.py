@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.console import (account_pages, approvals_pages, audit_pages, channels_pages, credentials_pages, metrics_pages,
-                         orgs_pages, providers_pages, queue_page, quotas_pages, resource_rules_pages, rules_pages,
+                         operations_pages, orgs_pages, providers_pages, queue_page, quotas_pages, resource_rules_pages, rules_pages,
                          setup_pages, sso_pages, users_pages, workers_pages)
 from api.console.headers import ConsoleHeadersMiddleware, is_console_path
 from api.console.pages import STATIC_PREFIX, render_error, router
@@ -27,7 +27,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     app.include_router(router)
     for pages in (account_pages, approvals_pages, audit_pages, channels_pages, credentials_pages, metrics_pages,
-                  orgs_pages, providers_pages, queue_page, quotas_pages, resource_rules_pages, rules_pages, setup_pages, sso_pages,
+                  operations_pages, orgs_pages, providers_pages, queue_page, quotas_pages, resource_rules_pages, rules_pages, setup_pages, sso_pages,
                   users_pages, workers_pages):
         app.include_router(pages.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="console-static")

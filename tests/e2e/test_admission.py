@@ -8,9 +8,10 @@ eligible job (priority, then fair-share tag, then FIFO), and every slot was give
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from tests.e2e.test_users_and_auth import bearer_for, make_user
@@ -84,7 +85,9 @@ def test_two_hundred_submissions_from_twenty_users(stack):
         if 3 <= i < 11:
             stack.expect(stack.client.post(f"/api/orgs/{org['id']}/teams/{team['id']}/members",
                                            json={"user_id": made["id"], "role": "member"}), 201)
-        users.append(bearer_for(stack, name))
+        client = bearer_for(stack, name)
+        client.timeout = httpx.Timeout(60.0)  # this test is about the limits, not latency: a burst on 2 cores is slow
+        users.append(client)
 
     samples: list[tuple[int, int]] = []
     done = threading.Event()
@@ -112,6 +115,7 @@ def test_two_hundred_submissions_from_twenty_users(stack):
     assert (stats["running"], stats["waiting"]) == (0, 0)
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_restarts_while_jobs_wait_leak_no_slot(stack):
     _, token = stack.create_worker("local-0", {"host": "local"}, local=True)
     stack.start_agent(token, name="local-0", gpu_count=2)

@@ -11,6 +11,7 @@ from tests.e2e.stack import pid_alive
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_sigkill_busy_agent_job_completes_on_second_agent(stack_factory):
     stack = stack_factory(heartbeat_timeout=4)
     labels = {"pool": "ha"}

@@ -27,6 +27,7 @@ def job_cli(stack, *args: str, ca_bundle: str | None) -> subprocess.CompletedPro
     return done
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_agent_and_cli_over_https_with_a_private_ca(stack_factory, tmp_path):
     pki = make_pki(tmp_path / "pki")
     stack = stack_factory(api_tls=pki)

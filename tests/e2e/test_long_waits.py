@@ -39,6 +39,7 @@ def refusals(stack, job_id: str) -> list[str]:
                                            "'%refused%'", j=job_id)]
 
 
+@pytest.mark.slow  # a long scenario: make slow (CI runs it after make test)
 def test_approval_waits_span_runs_then_rest_and_email_decide(stack_factory, mailbox):  # noqa: F811
     dovecot, sink = mailbox
     stack = build_stack(stack_factory, dovecot, sink, **LIMIT)

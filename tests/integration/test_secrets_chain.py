@@ -19,22 +19,8 @@ from api.routers.health import _check_secrets, _shown
 from api.schemas.health import Secrets
 from tests.ports import free_port
 from tests.servers import aws_server
-from tests.servers.vault_kv_server import VaultKvServer
 
 PREFIX = "simpletuner/"
-
-
-@pytest.fixture
-def aws():
-    server = aws_server.shared()
-    server.reset()
-    return server
-
-
-@pytest.fixture(scope="module")
-def vault():
-    with VaultKvServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,22 +13,8 @@ from activities.secrets.providers.cache import TtlCache
 from activities.secrets.providers.vault import VaultKvProvider
 from tests.ports import free_port
 from tests.servers import aws_server
-from tests.servers.vault_kv_server import VaultKvServer
 
 VALUE = "r8_token-value-never-shown"
-
-
-@pytest.fixture
-def aws():
-    server = aws_server.shared()
-    server.reset()
-    return server
-
-
-@pytest.fixture(scope="module")
-def vault():
-    with VaultKvServer() as server:
-        yield server
 
 
 def aws_provider(server, clock=None, **layout) -> AwsSecretsManagerProvider:
