@@ -5,6 +5,7 @@ the next run. Each run's history replays, and those recorded as fixtures keep re
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -50,6 +51,14 @@ async def run_with(env, fakes: Fakes, sub: JobSubmission, extra_activities=(), a
         return await handle.result()  # follows the runs
 
 
+async def taken_in(handle: WorkflowHandle, timeout: float = 30.0) -> None:
+    """Until the current run has no workflow task pending: every signal sent so far was handled."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await handle.describe()).raw_description.HasField("pending_workflow_task"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the workflow did not take its signals in within {timeout} s")
+
+
 def submission(recheck: float = 30.0) -> JobSubmission:
     return JobSubmission(job_id=f"job-{uuid.uuid4().hex[:12]}", owner_id="u-owner", owner_name="olga",
                          config_name="cfg", placement_recheck_seconds=recheck)
@@ -88,6 +97,7 @@ async def test_approval_wait_spans_runs_and_a_decision_sent_meanwhile_is_taken(w
         await pending(handle, fakes)
         while len(fakes.runs) < 4:  # every signal adds events: the wait hands over again and again
             await handle.signal(AGENTS_CHANGED_SIGNAL)
+            await taken_in(handle)  # paced: a run that falls behind never piles up thousands of signals
             seen_runs[:] = fakes.runs
         decision = ApprovalDecision(decision="approve", message_id=f"apd-{uuid.uuid4().hex[:8]}", comment="ok", **LEAD)
         fakes.intents[decision.message_id] = decision
