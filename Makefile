@@ -39,6 +39,7 @@ bench: install test-servers  ## benchmarks (run by hand; they print numbers)
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/ops.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf .data

@@ -45,3 +45,12 @@ class PayloadTooLarge(DomainError):
 
 class Unavailable(DomainError):
     status_code = 503
+
+
+class StorageError(DomainError):
+    """A refusal of the S3-compatible storage endpoint, answered as S3's XML error with its ``code``
+    (``AccessDenied``, ``NoSuchKey``, ``SignatureDoesNotMatch``, ...) and HTTP status."""
+
+    def __init__(self, code: str, detail: str, status_code: int = 400) -> None:
+        super().__init__(detail)
+        self.code, self.status_code = code, status_code

@@ -111,6 +111,22 @@ class CostSettings(BaseModel):
     hourly_rates_usd: dict[str, float] = Field(default_factory=dict)
 
 
+class JobStatusPolling(BaseModel):
+    """``background.job_status_polling``: how cloud-provider trainings are polled. ``enabled`` None: on
+    when the provider has no ``webhook_url`` (webhooks are then the only fast path; a poll still runs
+    every ``interval_seconds`` x 10 as a safety net); true: always every ``interval_seconds``."""
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    interval_seconds: float = Field(30.0, ge=1, le=86400, allow_inf_nan=False)
+
+
+class BackgroundSettings(BaseModel):
+    """``background:`` block. Other sub-blocks of the guide's file (``queue_processing``, ...) are
+    accepted: their work is event-driven here and needs no interval."""
+    model_config = ConfigDict(extra="allow")
+    job_status_polling: JobStatusPolling = Field(default_factory=JobStatusPolling)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data_dir: Path = Path(".data")
@@ -126,6 +142,9 @@ class Settings(BaseModel):
     dispatch_start_timeout_seconds: float = Field(600.0, gt=0)  # an attempt no agent of its pool starts: replaced
     # a long-lived workflow continues as new past this many events (None: when Temporal suggests it)
     workflow_max_history_events: int | None = Field(None, ge=100)
+    # a cloud provider's circuit opens after this many consecutive failed calls, for this long
+    provider_circuit_failure_threshold: int = Field(5, ge=1, le=1000)
+    provider_circuit_cooldown_seconds: float = Field(60.0, gt=0, le=86400)
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_upload_bytes: int = Field(8 * 1024**3, gt=0)
     log_level: str = "INFO"
@@ -134,6 +153,7 @@ class Settings(BaseModel):
     approval_timeout_hours: float = Field(24.0, gt=0)
     approval_token_hours: float = Field(24.0, gt=0)
     public_url: str | None = None  # how people reach the API (links in e-mails)
+    storage_dir: Path | None = None  # the S3-compatible endpoint's objects (None: <data_dir>/storage)
     temporal_ui_url: str | None = None  # Temporal Web UI base URL: the console links each job's workflow there
     mail_ca_file: str | None = None  # extra CA trusted for SMTP/IMAP TLS (private mail servers)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
@@ -143,9 +163,9 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)  # per-address limits (activities/ratelimit)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)  # secrets providers (activities/secrets)
+    background: BackgroundSettings = Field(default_factory=BackgroundSettings)  # provider polling
     # Blocks owned by later features; accepted here so a file written for them still loads.
     oidc: dict[str, Any] = Field(default_factory=dict)
-    background: dict[str, Any] = Field(default_factory=dict)
     config_file: Path | None = None
     _secret_resolver: Any = PrivateAttr(None)  # the providers' chain, built by load_settings
 
@@ -164,6 +184,11 @@ class Settings(BaseModel):
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+    @property
+    def storage_root(self) -> Path:
+        """Where the storage endpoint keeps buckets (``activities/storage``)."""
+        return self.storage_dir if self.storage_dir is not None else self.data_dir / "storage"
 
     @property
     def admin_token_path(self) -> Path:
@@ -202,6 +227,10 @@ ENV_KEYS: dict[str, str] = {
     "SIMPLETUNER_APPROVAL_TIMEOUT_HOURS": "approval_timeout_hours",
     "SIMPLETUNER_APPROVAL_TOKEN_HOURS": "approval_token_hours",
     "SIMPLETUNER_PUBLIC_URL": "public_url",
+    "SIMPLETUNER_STORAGE_DIR": "storage_dir",
+    "SIMPLETUNER_PROVIDER_CIRCUIT_THRESHOLD": "provider_circuit_failure_threshold",
+    "SIMPLETUNER_PROVIDER_CIRCUIT_COOLDOWN": "provider_circuit_cooldown_seconds",
+    "SIMPLETUNER_JOB_POLL_INTERVAL": "background.job_status_polling.interval_seconds",
     "SIMPLETUNER_TEMPORAL_UI_URL": "temporal_ui_url",
     "SIMPLETUNER_MAIL_CA_FILE": "mail_ca_file",
     "SIMPLETUNER_RATE_LIMIT_ENABLED": "rate_limit.enabled",

@@ -8,6 +8,9 @@ import re
 from starlette.exceptions import HTTPException
 
 UPLOAD_PATH = re.compile(r"^/api/workers/job/[^/]+/outputs/")
+# The S3-compatible storage endpoint limits its own bodies (Settings.max_upload_bytes per object or part)
+# and must answer S3's XML EntityTooLarge, not this middleware's JSON 413.
+STORAGE_PATH = re.compile(r"^/api/cloud/storage(/|$)")
 
 
 class BodyLimitMiddleware:
@@ -15,7 +18,7 @@ class BodyLimitMiddleware:
         self.app, self.max_body, self.max_upload = app, max_body_bytes, max_upload_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or STORAGE_PATH.match(scope["path"]):
             return await self.app(scope, receive, send)
         limit = self.max_upload if UPLOAD_PATH.match(scope["path"]) else self.max_body
         length = dict(scope["headers"]).get(b"content-length")

@@ -19,7 +19,7 @@ import json
 
 from starlette.exceptions import HTTPException
 
-from api.body_limit import UPLOAD_PATH
+from api.body_limit import STORAGE_PATH, UPLOAD_PATH
 
 MALFORMED = "malformed_json"  # request.state key: the parser's message
 _SENTINEL = b'"\\u0000malformed JSON body"'  # a JSON string: no body model (all objects) accepts it
@@ -40,7 +40,7 @@ class JsonBodyMiddleware:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY or not scope["path"].startswith("/api/") \
-                or UPLOAD_PATH.match(scope["path"]):
+                or UPLOAD_PATH.match(scope["path"]) or STORAGE_PATH.match(scope["path"]):  # S3 bodies: never buffered
             return await self.app(scope, receive, send)
         headers = [(k.lower(), v) for k, v in scope["headers"]]
         names = {k for k, _ in headers}

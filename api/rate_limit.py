@@ -5,6 +5,9 @@ trusted proxy, ``api/network.py``), the rule that counts it (``activities/rateli
 Allowed requests go on and their answer carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset``
 (unix time at which one more request fits); refused ones get 429 ``{"detail": ...}`` with the same
 headers and ``Retry-After`` and are audited. If the counters cannot be reached the answer is 503.
+The S3-compatible storage endpoint's refusals are S3's ``SlowDown`` (503, XML), which its clients
+retry with back-off; requests signed with a running job's upload credential count against their own,
+larger rule (``storage_jobs``).
 """
 
 from __future__ import annotations
@@ -12,20 +15,29 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import secrets
 from collections.abc import Callable
 
 from anyio import to_thread
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from activities.ratelimit import violations
 from activities.ratelimit.defaults import is_excluded
 from activities.ratelimit.limiter import RateLimiter, RateLimitUnavailable, build_limiter
 from activities.ratelimit.violations import AuditThrottle, Violation
 from activities.settings import NetworkSettings, Settings
+from activities.ratelimit.rules import Rule
+from activities.storage import xml as s3_xml
+from activities.storage.credentials import JOB_KEY_PREFIX, is_active_job_key
+from activities.storage.sigv4 import access_key_of
+from api.body_limit import STORAGE_PATH
 from api.network import resolve_client_ip
 
 log = logging.getLogger(__name__)
+STORAGE_RULE, STORAGE_JOBS_RULE = "storage", "storage_jobs"
 UNKNOWN_CLIENT = "unknown"  # no peer address (e.g. a Unix socket): all such callers share one count
 
 
@@ -43,6 +55,13 @@ async def _answer(send, status: int, detail: str, headers: list[tuple[bytes, byt
     await send({"type": "http.response.body", "body": body})
 
 
+async def _answer_s3(send, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = s3_xml.error("SlowDown", f"Please reduce your request rate: {detail}", "", secrets.token_hex(8).upper())
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/xml"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class RateLimitMiddleware:
     def __init__(self, app, limiter: RateLimiter, network: NetworkSettings) -> None:
         self.app, self.limiter, self.network = app, limiter, network
@@ -57,6 +76,8 @@ class RateLimitMiddleware:
         if self.limiter.bypass_loopback and _is_loopback(client):
             return await self.app(scope, receive, send)
         rule = self.limiter.rules.match(scope["path"], scope["method"])
+        if rule.name == STORAGE_RULE:
+            rule = await self._storage_rule(scope, headers, rule)
         try:
             decision = await self.limiter.hit(rule, client)
         except RateLimitUnavailable as exc:
@@ -67,8 +88,11 @@ class RateLimitMiddleware:
                 ip=client, path=scope["path"], method=scope["method"], user_agent=headers.get("user-agent"),
                 rule=rule.name, limit=rule.calls, period=rule.period, retry_after=decision.retry_seconds,
                 at=self.limiter.clock()))
-            return await _answer(send, 429, f"too many requests from this address: at most {rule.calls} per "
-                                 f"{rule.period:g} s here; retry in {decision.retry_seconds} s", limit_headers)
+            detail = (f"too many requests from this address: at most {rule.calls} per {rule.period:g} s here; "
+                      f"retry in {decision.retry_seconds} s")
+            if STORAGE_PATH.match(scope["path"]):  # S3 clients understand SlowDown (and back off), not JSON
+                return await _answer_s3(send, detail, limit_headers)
+            return await _answer(send, 429, detail, limit_headers)
 
         async def send_with_limits(message):
             if message["type"] == "http.response.start":
@@ -76,6 +100,24 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+    async def _storage_rule(self, scope, headers: Headers, rule: Rule) -> Rule:
+        """A running job's upload credential counts against the generous ``storage_jobs`` rule
+        (``activities/ratelimit/defaults.py``); everything else against ``storage``."""
+        key = access_key_of(headers.get("authorization"), scope.get("query_string", b"").decode("latin-1"))
+        generous = self.limiter.rules.named(STORAGE_JOBS_RULE)
+        core = getattr(scope["app"].state, "core", None) if "app" in scope else None
+        if key is None or generous is None or core is None or not key.startswith(JOB_KEY_PREFIX):
+            return rule
+
+        def active() -> bool:
+            with core.db.read_session() as session:
+                return is_active_job_key(session, key)
+        try:
+            return generous if await to_thread.run_sync(active) else rule
+        except SQLAlchemyError as exc:
+            log.warning("cannot look up a storage credential for its rate limit: %s", exc.__class__.__name__)
+            return rule
 
     async def _refused(self, scope, violation: Violation) -> None:
         violations.on_violation(violation)

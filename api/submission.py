@@ -7,9 +7,8 @@ import hashlib
 import json
 import logging
 import uuid
-from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.request_body import RequestBody
-from activities.errors import Unavailable
+from activities.errors import InvalidInput, Unavailable
+from activities.providers import registry
+from activities.providers import settings as provider_settings
+from activities.providers.base import ProviderRefused
 from activities.governance import policy
 from activities.identity.principals import Principal
 from activities.jobs import jobs
@@ -25,19 +27,59 @@ from activities.observability.log_context import LogContext
 from activities.runtime import Database
 from activities.settings import Settings
 from workflows.contracts import (
-    CONTROL_TASK_QUEUE, TRAINING_WORKFLOW, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,
+    AGENT_TARGETS, CONTROL_TASK_QUEUE, TRAINING_WORKFLOW, SA_CONFIG_NAME, SA_JOB_OWNER, SA_JOB_STATUS, SA_JOB_TARGET, JobSubmission, job_id_for,
 )
 
 
 class SubmitBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     config_name: str = Field(min_length=1, max_length=128)
-    target: Literal["worker", "local", "auto"] = "auto"
+    target: str = Field("auto", description="worker, local or auto (GPU agents), or a cloud provider (replicate)")
     worker_labels: dict[str, str] = Field(default_factory=dict, max_length=64)
     gpu_count: int | None = Field(None, ge=1, le=1024)
     priority: int | None = Field(None, ge=0, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     team: str | None = Field(None, min_length=1, max_length=130)  # team (slug, org/team or id) to charge
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if value not in AGENT_TARGETS and not registry.is_provider(value):
+            raise ValueError(f"unknown target {value!r}: use one of {', '.join((*AGENT_TARGETS, *registry.names()))}")
+        return value
+
+
+class ProviderSubmitBody(RequestBody):
+    """``POST /api/cloud/{provider}/submit``: a training config name and the usual options."""
+    model_config = ConfigDict(extra="forbid")
+    config_name: str = Field(min_length=1, max_length=128)
+    gpu_count: int | None = Field(None, ge=1, le=1024)
+    priority: int | None = Field(None, ge=0, le=1000)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=255)
+    team: str | None = Field(None, min_length=1, max_length=130)
+
+
+class CloudSubmitBody(ProviderSubmitBody):
+    """``POST /api/cloud/jobs/submit``: the same, with the provider named in the body (none: GPU agents)."""
+    provider: str | None = Field(None, min_length=1, max_length=64)
+    worker_labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+    def as_submission(self) -> SubmitBody:
+        data = self.model_dump(exclude={"provider"}, exclude_unset=True)
+        if self.provider is None:
+            return submission_body(data)
+        if self.worker_labels:
+            raise InvalidInput("worker_labels select GPU agents; a provider job has none")
+        data.pop("worker_labels", None)
+        return submission_body({**data, "target": self.provider})
+
+
+def submission_body(data: dict) -> SubmitBody:
+    """A SubmitBody from fields already checked one by one; what is left to refuse is a 422 naming it."""
+    try:
+        return SubmitBody.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())) from None
 
 log = logging.getLogger("simpletuner.api.submission")
 
@@ -65,6 +107,8 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
             if existing is not None:
                 jobs.create_pending(session, sub)  # raises Conflict when the same key carried another request
                 return jobs.to_dict(existing), False
+            if registry.is_provider(body.target):
+                _provider_ready(session, body.target, principal.user_id, settings)
             verdict = policy.evaluate(session, policy.Submission(
                 owner_id=principal.user_id, config_name=body.config_name, target=body.target,
                 gpu_count=body.gpu_count, priority=body.priority, team=body.team),
@@ -104,6 +148,15 @@ async def submit(body: SubmitBody, principal: Principal, db: Database, client: C
         log.info("job %s %s (config %s, target %s)", job_id, "submitted" if created else "submitted again",
                  body.config_name, body.target)
     return job, created
+
+
+def _provider_ready(session, provider: str, user_id: str, settings: Settings) -> None:
+    """A provider job is refused at once when its provider cannot run it: not configured, or no token."""
+    provider_settings.require_configured(provider_settings.config(session, provider))
+    try:
+        provider_settings.token(session, provider, user_id, settings.secret_resolver)
+    except ProviderRefused as exc:
+        raise InvalidInput(exc.detail) from None
 
 
 def _start_failed(db: Database, job_id: str, why: str) -> None:

@@ -29,6 +29,7 @@ from activities.temporal.client import connect, connect_with_retry, ensure_searc
 from activities.temporal.dispatch import DispatchActivities
 from activities.temporal.gpu_dispatch_handler import GpuDispatchHandler
 from activities.temporal.planes import ensure_namespace, ensure_nexus_endpoint
+from activities.temporal.provider_runs import ProviderActivities
 from activities.temporal.reconciler import ReconcilerActivities
 from activities.temporal.schedules import ensure_reconciler_schedule
 from worker_host.sandbox import workflow_runner
@@ -45,6 +46,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     db = open_database(settings)
     load_config_dir(settings, db)
     cipher = credential_crypto.load_cipher(settings.data_dir, secrets=settings.secret_resolver)
+    credential_crypto.install(cipher)  # jobs' storage credentials are sealed with it
     with db.session() as session:  # database work first: it needs no Temporal
         channels.sync_config_channel(session, settings.notifications.email, cipher)
         provider_secrets.encrypt_plaintext(session, cipher)  # upgrade step: no SSO secret stays in plain text
@@ -62,6 +64,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     admission = AdmissionActivities(db.session, client)
     continuation = ContinuationActivities(db.session, client)
     reconciler = ReconcilerActivities(db.session, client, gpu_client)
+    providers = ProviderActivities(db.session, cipher, settings)
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="control-activity") as executor:
         worker = Worker(client, task_queue=CONTROL_TASK_QUEUE, workflows=[TrainingJobWorkflow, MailboxWatcherWorkflow, ReconcilerWorkflow],
                         activities=[control.evaluate_submission, control.resolve_placement, control.record_transition,
@@ -70,7 +73,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                     approval.check_approval_decision, mailbox.mailbox_config, mailbox.watch_mailbox,
                                     admission.request_admission, admission.confirm_admission,
                                     admission.release_admission, continuation.continue_job_run,
-                                    reconciler.reconcile_jobs],
+                                    reconciler.reconcile_jobs, providers.start_provider_training,
+                                    providers.sync_provider_training, providers.cancel_provider_training],
                         workflow_runner=workflow_runner(), activity_executor=executor, graceful_shutdown_timeout=timedelta(seconds=10),
                         max_heartbeat_throttle_interval=timedelta(seconds=5))
         # The GPU plane: dispatch workflows and the Nexus handler, in the namespace agents can reach.

@@ -18,6 +18,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, NexusOperationError, TimeoutError
 
 from workflows.approval_gate import ApprovalEnded, ApprovalGate, ApprovalSuspended
@@ -33,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         DispatchRequest, DispatchResult, DispatchTicket, EvaluatedJob, GpuDispatchService, JobResult, JobResume,
         JobScope, RunContinuation,
         JobSubmission, Placement, PlacementRequest, RunLimits, SettledDispatch, SettleRequest, Transition,
-        task_queue_priority,
+        task_queue_priority, AGENT_TARGETS, PROVIDER_CHANGED_SIGNAL, ProviderStart, ProviderSync, ProviderSyncRequest,
     )
 
 DISPATCH_MAX_DURATION = timedelta(days=60)
@@ -41,6 +42,10 @@ MAX_HANDBACKS = 25  # attempt numbers a dispatch may spend on agents that hand t
 MAX_CLAIM_HINTS = 16
 GPU_PLANE_PATCH = "gpu-plane-v1"  # earlier histories replay training_job_legacy
 DEFAULT_NEXUS_ENDPOINT = "simpletuner-gpu-dispatch"
+PROVIDER_CALL_TIMEOUT = timedelta(minutes=2)
+PROVIDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+PROVIDER_CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
+                                    maximum_attempts=6)
 
 
 class JobEnded(Exception):
@@ -77,6 +82,8 @@ class TrainingJobWorkflow(LegacyJobPath):
         self.nexus_endpoint = DEFAULT_NEXUS_ENDPOINT
         self.evaluated: EvaluatedJob | None = None
         self.runs = 1  # this job's workflow runs so far (continue-as-new)
+        self.provider_hint = False  # a webhook recorded something about the job's provider training
+        self.provider_training: str | None = None
         if sub.resume is not None:
             self._restore(sub.resume)
 
@@ -87,7 +94,7 @@ class TrainingJobWorkflow(LegacyJobPath):
         self.status, self.queue_reason, self.error = r.status, r.queue_reason, r.error
         self.attempt, self.failures, self.seq, self.agent, self.scope = r.attempt, r.failures, r.seq, r.agent, r.scope
         self.admission_hint, self.agents_changed, self.claim_hints = r.admission_hint, r.agents_changed, r.claim_hints
-        self.admitted = r.phase == "placement"
+        self.admitted = r.phase in ("placement", "provider")
         if r.evaluated.limits is not None:
             self.limits = r.evaluated.limits
         self.nexus_endpoint = r.evaluated.nexus_endpoint or DEFAULT_NEXUS_ENDPOINT
@@ -109,6 +116,10 @@ class TrainingJobWorkflow(LegacyJobPath):
             self.admission_hint = True
         else:
             self.admitted = True
+
+    @workflow.signal(name=PROVIDER_CHANGED_SIGNAL)
+    def provider_changed(self) -> None:
+        self.provider_hint = True
 
     @workflow.signal(name=AGENTS_CHANGED_SIGNAL)
     def agents_changed_signal(self) -> None:
@@ -160,6 +171,7 @@ class TrainingJobWorkflow(LegacyJobPath):
             await self.approval.cancel_if_pending()
             await self._release()
             await self._close_dispatch()
+            await self._cancel_provider()
             await self._transition("cancelled", error="cancelled by request")
             await self.approval.drain_notices()
             raise asyncio.CancelledError() from (None if isinstance(err, asyncio.CancelledError) else err)
@@ -175,7 +187,14 @@ class TrainingJobWorkflow(LegacyJobPath):
         if evaluated.approval is not None:
             await self._await_approval(evaluated)
         await self._admit(evaluated)
-        await self._dispatch_until_done()
+        await self._run_somewhere(evaluated)
+
+    async def _run_somewhere(self, evaluated: EvaluatedJob, excluded: dict[str, datetime] | None = None) -> None:
+        """On GPU agents (through the GPU plane) or on the cloud provider the job targets."""
+        if (evaluated.target or self.sub.target) in AGENT_TARGETS:
+            await self._dispatch_until_done(excluded)
+        else:
+            await self._run_on_provider()
 
     async def _continue_run(self, r: JobResume) -> None:
         """Go on where the previous run stopped, once the database has moved the job to this run."""
@@ -191,7 +210,7 @@ class TrainingJobWorkflow(LegacyJobPath):
             await self._await_approval(r.evaluated, resumed=True)
         if r.phase in ("approval", "admission"):
             await self._admit(r.evaluated)
-        await self._dispatch_until_done(dict(r.excluded_agents))
+        await self._run_somewhere(r.evaluated, dict(r.excluded_agents))
 
     def _should_continue(self) -> bool:
         """Time for a fresh history: Temporal suggests it, or past the configured event count."""
@@ -384,6 +403,82 @@ class TrainingJobWorkflow(LegacyJobPath):
         """A cancelled job closes its open dispatch, so no agent can claim it any more."""
         if self.dispatch is not None:
             await self._settle(None)
+
+    # ---- a cloud provider's training ----------------------------------------------------------------
+
+    async def _run_on_provider(self) -> None:
+        """Create the training (waiting on a timer while the provider is unavailable), then follow it:
+        each webhook's hint reads what the API recorded, and a poll runs when none came for a while."""
+        start = await self._start_training()
+        self.provider_hint = False  # cleared before each read: a hint arriving during it wakes the next wait
+        sync = await self._sync_training(poll=False)
+        while True:
+            await self._follow(sync)
+            if sync.terminal:
+                if sync.job_status == "completed":
+                    return
+                raise JobEnded(sync.job_status, sync.error or f"training {sync.provider_status} on {self.sub.target}")
+            try:
+                await workflow.wait_condition(lambda: self.provider_hint,
+                                              timeout=timedelta(seconds=start.poll_seconds), timeout_summary="provider-poll")
+                poll = False
+            except asyncio.TimeoutError:
+                poll = True
+            self.provider_hint = False
+            sync = await self._sync_training(poll)
+            if self._should_continue():
+                await self._continue_as_new("provider")
+
+    async def _start_training(self) -> ProviderStart:
+        while True:
+            try:
+                start = await workflow.execute_activity(
+                    "start_provider_training", self.sub.job_id, result_type=ProviderStart,
+                    start_to_close_timeout=PROVIDER_CALL_TIMEOUT, retry_policy=PROVIDER_RETRY,
+                    summary=f"create the training on {self.sub.target}")
+            except ActivityError as err:
+                if is_workflow_cancel(err):
+                    raise
+                raise JobEnded("failed", _message(err)) from err
+            if start.training_id:
+                self.provider_training = start.training_id
+                return start
+            if start.retry_in_seconds is None:
+                raise JobEnded("failed", start.error or start.reason or f"{self.sub.target} refused the training")
+            reason = start.reason or f"waiting for {self.sub.target}"
+            if (self.status, self.queue_reason) != ("queued", reason):
+                await self._transition("queued", queue_reason=reason)
+            await workflow.sleep(timedelta(seconds=start.retry_in_seconds), summary="provider-unavailable")
+            if self._should_continue():
+                await self._continue_as_new("provider")
+
+    async def _sync_training(self, poll: bool) -> ProviderSync:
+        try:
+            return await workflow.execute_activity(
+                "sync_provider_training", ProviderSyncRequest(job_id=self.sub.job_id, poll=poll),
+                result_type=ProviderSync, start_to_close_timeout=PROVIDER_CALL_TIMEOUT, retry_policy=PROVIDER_RETRY)
+        except ActivityError as err:
+            if is_workflow_cancel(err):
+                raise
+            raise JobEnded("failed", _message(err)) from err
+
+    async def _follow(self, sync: ProviderSync) -> None:
+        if sync.job_status == "running" and self.status != "running":
+            await self._transition("running")
+        elif sync.job_status == "queued" and (self.status, self.queue_reason) != ("queued", sync.reason):
+            await self._transition("queued", queue_reason=sync.reason)
+
+    async def _cancel_provider(self) -> None:
+        """A cancelled job's training is cancelled at the provider too."""
+        if self.provider_training is None:
+            return
+        try:
+            await workflow.execute_activity("cancel_provider_training", self.sub.job_id, result_type=bool,
+                                            start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                                            retry_policy=PROVIDER_CANCEL_RETRY)
+        except ActivityError as err:
+            workflow.logger.warning("job %s: the provider's training could not be cancelled: %s", self.sub.job_id,
+                                    _message(err))
 
     # ---- transitions --------------------------------------------------------------------------
 

@@ -89,10 +89,14 @@ def _claim_refusal(session: Session, job: Job, dispatch: JobDispatch | None, att
     return None
 
 
-def assignment(job: Job, row: JobAttempt) -> dict[str, Any]:
-    """What the claiming agent runs: the config frozen at evaluation."""
-    return {"job_id": job.id, "attempt": row.attempt, "owner_name": job.owner_name,
-            "config": job.frozen_config or {}, "dispatch": row.dispatch_seq}
+def assignment(job: Job, row: JobAttempt, storage_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the claiming agent runs: the config frozen at evaluation, its environment completed with
+    the job's storage credential (over anything the config set under those names)."""
+    config = dict(job.frozen_config or {})
+    if storage_env:
+        config["env"] = {**(config.get("env") or {}), **storage_env}
+    return {"job_id": job.id, "attempt": row.attempt, "owner_name": job.owner_name, "config": config,
+            "dispatch": row.dispatch_seq}
 
 
 def reporting_attempt(session: Session, job_id: str, attempt: int, worker: Worker) -> tuple[Job, JobAttempt]:

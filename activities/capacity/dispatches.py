@@ -25,7 +25,8 @@ from workflows.contracts import (
 )
 
 
-def _preconditions(session: Session, job: Job) -> str | None:
+def refusal(session: Session, job: Job) -> str | None:
+    """Why the job may not run anywhere yet (agents or a cloud provider), or None."""
     if job.status in TERMINAL_STATUSES:
         return f"job {job.id} is already {job.status}"
     if job.charge_state != "charged" or job.evaluated_at is None:
@@ -50,7 +51,7 @@ def open_dispatch(session: Session, opening: DispatchOpening) -> DispatchTicket:
             and current.first_attempt == opening.first_attempt):
         return DispatchTicket(dispatch=current.seq, first_attempt=current.first_attempt,
                               last_attempt=current.last_attempt)
-    why = _preconditions(session, job)
+    why = refusal(session, job)
     if why is not None:
         audit(session, "system:workflow", "job.dispatch_refused", "job", job.id, {"reason": why})
         raise Conflict(why)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -73,6 +73,9 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    # the key itself, sealed with the credential cipher: its S3 secret (activities/storage/credentials.py);
+    # None for keys made before the storage endpoint existed
+    s3_secret_sealed: str | None = None
 
 
 class TrainingConfig(SQLModel, table=True):
@@ -135,6 +138,9 @@ class Job(SQLModel, table=True):
     charge_state: str = "charged"
     hardware_type: str | None = None  # of the agent that claimed the latest attempt
     dispatch_seq: int = 0  # the job's latest dispatch (see JobDispatch)
+    # what its storage bucket holds now (activities/storage/catalog.py keeps them with each object change)
+    upload_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    upload_objects: int | None = None
 
 
 class JobLogLine(SQLModel, table=True):

@@ -20,6 +20,8 @@ from activities.db.models import Job, utcnow
 from activities.db.models_providers import ProviderConfig
 from activities.errors import Forbidden, InvalidInput
 from activities.audit.trail import audit
+from activities.outbound_http.masking import masked_url as _masked
+from activities.providers import settings as provider_settings
 from activities.governance.usage import CHARGED, IN_FLIGHT, day_start, month_start
 
 PROVIDER_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -27,18 +29,46 @@ WARNING_SHARE = 0.8
 
 
 class ProviderConfigBody(RequestBody):
+    """A change of a provider's settings: only the fields sent change (the cloud-provider fields are in
+    ``activities.providers.settings``)."""
     model_config = ConfigDict(extra="forbid")
     cost_limit_enabled: bool = False
     cost_limit_amount: float | None = Field(None, ge=0, le=1e9)
     cost_limit_period: Literal["daily", "weekly", "monthly"] = "monthly"
     cost_limit_action: Literal["warn", "block"] = "warn"
+    version: str | None = Field(None, min_length=1, max_length=300)
+    destination: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+    webhook_url: str | None = Field(None, min_length=1, max_length=2000)
+    webhook_allowed_ips: list[str] | None = Field(None, max_length=256)
+    polling_interval_seconds: float | None = Field(None, ge=1, le=86400)
+    api_base_url: str | None = Field(None, min_length=1, max_length=2000)
+    ssl_verify: bool | None = None
+    ssl_verify_acknowledged: bool = False  # needed with ssl_verify: false (not stored)
+    ca_bundle_path: str | None = Field(None, min_length=1, max_length=4096)
+    proxy_url: str | None = Field(None, min_length=1, max_length=2000)
+    http_timeout: float | None = Field(None, gt=0, le=3600)
 
-    @field_validator("cost_limit_amount")
+    @field_validator("cost_limit_amount", "polling_interval_seconds", "http_timeout")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
-            raise ValueError("cost_limit_amount must be a finite number")
+            raise ValueError("must be a finite number")
         return value
+
+    @field_validator("webhook_allowed_ips")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else provider_settings.check_networks(value)
+
+    @field_validator("webhook_url", "api_base_url", "proxy_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else provider_settings.check_url(value)
+
+    @field_validator("ca_bundle_path")
+    @classmethod
+    def _bundle(cls, value: str | None) -> str | None:
+        return None if value is None else provider_settings.check_ca_bundle(value)
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime:
@@ -55,21 +85,32 @@ def get(session: Session, provider: str) -> ProviderConfig:
 
 
 def put(session: Session, provider: str, body: ProviderConfigBody, actor: str, ip: str | None) -> ProviderConfig:
-    if body.cost_limit_enabled and body.cost_limit_amount is None:
-        raise InvalidInput("cost_limit_amount is required when cost_limit_enabled is true")
+    """Change the fields ``body`` sets (the others keep their value)."""
+    changes = body.model_dump(exclude_unset=True, exclude={"ssl_verify_acknowledged"})
+    if changes.get("ssl_verify") is False and not body.ssl_verify_acknowledged:
+        raise InvalidInput("ssl_verify: false needs ssl_verify_acknowledged: true in the same request: without "
+                           "verification anyone on the network path can read and change this provider's calls, "
+                           "its API token included; trust your CA with ca_bundle_path instead")
     row = session.get(ProviderConfig, provider) or ProviderConfig(provider=provider)
-    for key, value in body.model_dump().items():
+    for key, value in changes.items():
         setattr(row, key, value)
+    if row.cost_limit_enabled and row.cost_limit_amount is None:
+        raise InvalidInput("cost_limit_amount is required when cost_limit_enabled is true")
     row.updated_at, row.updated_by = utcnow(), actor
     session.add(row)
-    audit(session, actor, "provider.config_changed", "provider", provider, body.model_dump(), ip=ip)
+    audit(session, actor, "provider.config_changed", "provider", provider, changes, ip=ip)
     return row
 
 
 def to_dict(row: ProviderConfig) -> dict[str, Any]:
     return {"provider": row.provider, "cost_limit_enabled": row.cost_limit_enabled,
             "cost_limit_amount": row.cost_limit_amount, "cost_limit_period": row.cost_limit_period,
-            "cost_limit_action": row.cost_limit_action, "updated_at": row.updated_at, "updated_by": row.updated_by}
+            "cost_limit_action": row.cost_limit_action, "version": row.version, "destination": row.destination,
+            "webhook_url": row.webhook_url, "webhook_allowed_ips": row.webhook_allowed_ips,
+            "polling_interval_seconds": row.polling_interval_seconds, "api_base_url": row.api_base_url,
+            "ssl_verify": row.ssl_verify, "ca_bundle_path": row.ca_bundle_path,
+            "proxy_url": _masked(row.proxy_url) if row.proxy_url else None, "http_timeout": row.http_timeout,
+            "updated_at": row.updated_at, "updated_by": row.updated_by}
 
 
 def spend(session: Session, provider: str, since: datetime, exclude_job: str | None = None,

@@ -1,4 +1,8 @@
-"""Personal API keys: shown once at creation, stored as SHA-256, optional expiry, revocable."""
+"""Personal API keys: shown once at creation, stored as SHA-256, optional expiry, revocable.
+
+A sealed copy (``s3_secret_sealed``, the credential cipher) is kept too: the key doubles as the secret
+access key of S3 requests to the storage endpoint, whose signatures can only be checked with the secret
+itself (``activities/storage/credentials.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from activities.errors import NotFound
 from activities.audit.trail import audit
 from activities.identity.principals import Principal, ensure_may_hold_credentials
 from activities.secrets.tokens import hash_token, new_id, new_token
+from activities.storage.credentials import seal_api_key
 
 
 class KeyCreate(RequestBody):
@@ -37,7 +42,7 @@ def create(session: Session, principal: Principal, body: KeyCreate, ip: str | No
     token = new_token("st")
     expires: datetime | None = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     key = ApiKey(id=new_id("k"), user_id=principal.user_id, name=body.name, key_hash=hash_token(token),
-                 prefix=token[:8], expires_at=expires)
+                 prefix=token[:8], expires_at=expires, s3_secret_sealed=seal_api_key(token))
     session.add(key)
     audit(session, principal.username, "api_key.created", "api_key", key.id, {"name": body.name}, ip=ip)
     return key, token

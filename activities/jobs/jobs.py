@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from activities.db.models_providers import ProviderTraining
 from activities.db.models import Job, JobEvent, JobLogLine, as_utc, utcnow
 from activities.errors import Conflict, Forbidden, InvalidInput, NotFound
 from activities.identity.principals import Principal
@@ -28,6 +29,7 @@ def to_dict(job: Job, base_url: str = "") -> dict[str, Any]:
         "attempt": job.attempt, "max_attempts": job.max_attempts, "agent_id": job.agent_id,
         "agent_name": job.agent_name, "hardware_type": job.hardware_type, "queue_reason": job.queue_reason,
         "progress": job.progress,
+        "upload_progress": {"bytes": job.upload_bytes or 0, "objects": job.upload_objects or 0},
         "error": job.error, "team_id": job.team_id, "org_id": job.org_id,
         "cost_estimate_usd": job.cost_estimate_usd, "cost_usd": job.cost_usd, "gpu_hours": job.gpu_hours,
         "warnings": job.warnings or [],
@@ -138,7 +140,8 @@ def apply_transition(session: Session, t: Transition) -> Job:
         job.started_at = job.started_at or now
     if t.status in TERMINAL_STATUSES:
         job.finished_at = now
-        _record_actual_use(job)
+        if session.get(ProviderTraining, job.id) is None:  # a provider's job is charged its billed compute time
+            _record_actual_use(job)
         if t.status == "completed" and job.progress is not None:
             job.progress = {**job.progress, "percent": 100.0}
     if t.error is not None:

@@ -2,8 +2,8 @@
 approvals, audit entries, cost limits and the database round trip. Each is a handful of aggregate
 queries (GROUP BY over indexed columns, SUM, a CASE per histogram bucket), never a loop over rows.
 
-Circuit breakers and provider credit balances have no source yet (cloud providers come later):
-their families are exported without series rather than with made-up values."""
+Provider credit balances have no source (Replicate's API does not report one): that family is exported
+without series rather than with made-up values."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from sqlmodel import Session, col, select
 from activities.db.engine import ping
 from activities.db.models import AuditEntry, Job, utcnow
 from activities.db.models_approvals import ApprovalRequest
+from activities.db.models_providers import ProviderCircuit
+from activities.providers import circuit
 from activities.governance import cost_limits
 from activities.observability.metrics_catalog import HELP
 from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
@@ -96,9 +98,15 @@ def database_latency(session: Session) -> list[Metric]:
     return [_gauge("simpletuner_health_database_latency_ms", round((time.perf_counter() - started) * 1000, 3))]
 
 
-def circuit_breakers(_: Session) -> list[Metric]:
-    return [_gauge("simpletuner_circuit_breaker_state", labels=["provider"]),
-            _counter("simpletuner_circuit_breaker_failures_total", labels=["provider"])]
+def circuit_breakers(session: Session) -> list[Metric]:
+    """One series per cloud provider whose breaker has seen a call fail (a row exists)."""
+    state = _gauge("simpletuner_circuit_breaker_state", labels=["provider"])
+    failures = _counter("simpletuner_circuit_breaker_failures_total", labels=["provider"])
+    for row in session.exec(select(ProviderCircuit).order_by(ProviderCircuit.provider)):
+        shown = circuit.state(session, row.provider)["state"]
+        state.add_metric([row.provider], circuit.STATE_VALUES[shown])
+        failures.add_metric([row.provider], row.failures_total)
+    return [state, failures]
 
 
 def providers(session: Session) -> list[Metric]:

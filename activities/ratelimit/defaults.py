@@ -30,7 +30,14 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     BuiltinRule("job_cancel", r"^/(api/cloud/jobs|api/queue|jobs)/[^/]+/cancel$", 30, 60, POST),
     BuiltinRule("job_submit", r"^/(api/cloud/jobs|api/queue/submit|jobs/new)/?$", 20, 60, POST),
     BuiltinRule("webhooks", r"^/api/webhooks/", 100, 60, None),
-    BuiltinRule("storage", r"^/api/cloud/storage/", 50, 60, None),
+    # The S3-compatible storage endpoint. The guide's 50 a minute counts what is not a running job's
+    # upload: anonymous or wrongly signed requests, and personal API keys reading job buckets. A job's
+    # upload credential (access key STJ…, its job not finished) counts against storage_jobs instead:
+    # boto3 and the aws CLI send a 1 GiB file as 128 part requests and a job uploads many files, so 50 a
+    # minute would throttle every real upload. The middleware picks storage_jobs (api/rate_limit.py) after
+    # a database lookup of the access key; its pattern never matches first, "storage" precedes it.
+    BuiltinRule("storage", r"^/api/cloud/storage(/|$)", 50, 60, None),
+    BuiltinRule("storage_jobs", r"^/api/cloud/storage(/|$)", 3000, 60, None),
     BuiltinRule("quotas", r"^/api/quotas(/|$)", 30, 60, None),
     # GPU agents (worker token): a running job reports every second and heartbeats every few seconds,
     # about 70 requests a minute per agent, and several agents often share one address (a multi-GPU

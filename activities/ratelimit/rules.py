@@ -44,6 +44,9 @@ class RuleSet:
         default = Rule(DEFAULT_RULE, None, settings.default_calls, settings.default_period, None)
         return cls(configured + kept, default)
 
+    def named(self, name: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
+
     def match(self, path: str, method: str) -> Rule:
         for rule in self.rules:
             if rule.matches(path, method):

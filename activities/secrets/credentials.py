@@ -193,7 +193,7 @@ def check_stale(session: Session) -> list[dict[str, Any]]:
     return stale
 
 
-def _global_value(name: str, env: Mapping[str, str] | None, secrets: Any) -> str:
+def global_value(name: str, env: Mapping[str, str] | None, secrets: Any) -> str:
     """The global credential ``name`` from ``env`` when given, else through the secrets providers
     (``secrets``: the settings' ``secret_resolver``; SecretProviderError, a 503, when one cannot answer),
     else from the process environment."""
@@ -226,7 +226,7 @@ def resolve(session: Session, user_id: str, provider: str, credential_name: str,
         return value, "user"
     name = global_env_name(provider, credential_name)
     if provider not in RESERVED_PROVIDERS and name not in ENV_KEYS:
-        value = _global_value(name, env, secrets)
+        value = global_value(name, env, secrets)
         if value:
             return value, "global"
     raise NotFound(f"no credential {provider}/{credential_name} for user {user_id!r} and no global {name}")

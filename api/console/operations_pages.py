@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request, Response
 
 from activities.audit import reads
+from activities.outbound_http.masking import masked_url
 from activities.observability import correlation
 from activities.paging import PageRequest
 from activities.ratelimit.defaults import EXCLUDED_PATHS, EXCLUDED_PREFIXES
@@ -30,20 +30,6 @@ BASE = "/admin/operations"
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 sections.section(BASE, "Operations", "How this API runs: rate limits and recent refusals, outbound HTTP, secrets "
                  "providers, logging and the correlation id.", PERMISSION)
-
-
-def masked_url(value: str) -> str:
-    """A proxy URL without its password (``user:***@host``); anything unparsable is not shown."""
-    try:
-        parts = urlsplit(value)
-        if parts.password is None:
-            return value
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "(set, not shown: not a valid URL)"
 
 
 def _proxies() -> list[tuple[str, str | None]]:

@@ -1,5 +1,6 @@
 """The console's pages: sign-in, jobs (list, new, detail, cancel), the Administration index, and the error
-pages; the helpers every page module uses.
+pages; the helpers every page module uses. A job may run on GPU agents or on a cloud provider (its
+target); the detail page of a provider job shows the provider's training.
 
 Every page resolves the caller from the login session (``api.console.auth``) and reads through the
 domain functions the REST routes use, with the same permission checks; templates only show what a
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import secrets
-import typing
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -31,6 +32,8 @@ from activities.identity.principals import Principal
 from activities.identity.sso import providers as sso
 from activities.jobs import configs, events, jobs
 from activities.paging import PageRequest
+from activities.providers import registry, trainings
+from activities.providers import settings as provider_settings
 from api.console import sections
 from api.console.auth import check_csrf, local_path, read_form, session_principal
 from api.deps import SESSION_COOKIE, client_ip, get_state, set_session_cookie
@@ -38,11 +41,11 @@ from api.job_cancel import cancel_job
 from api.routers import auth as auth_routes
 from api.routers import external_auth
 from api.routers.jobs import visible_job
-from api.submission import SubmitBody, submit
-from workflows.contracts import ALL_STATUSES, TERMINAL_STATUSES
+from api.submission import CloudSubmitBody, SubmitBody, submit
+from workflows.contracts import AGENT_TARGETS, ALL_STATUSES, TERMINAL_STATUSES
 
 STATIC_PREFIX = "/static"
-TARGETS = typing.get_args(SubmitBody.model_fields["target"].annotation)  # what a submission may name
+TARGETS = (*AGENT_TARGETS, *registry.names())  # what a submission may name: GPU agents or a cloud provider
 PAGE_SIZES = (25, 50, 100, 200)
 LOG_LINES_RENDERED = 1000
 
@@ -338,8 +341,11 @@ async def jobs_list(request: Request, status: str | None = None, user: str | Non
 
 def _new_job_context(session, principal: Principal) -> dict[str, Any]:
     names = [c.name for c in configs.list_all(session)] if principal.has("config.view") else []
-    return {"configs": names, "targets": TARGETS, "may_prioritize": principal.has("job.priority.high"),
-            "idempotency_key": secrets.token_urlsafe(16)}
+    cloud = [{"name": name, "missing": provider_settings.configured(provider_settings.config(session, name))}
+             for name in registry.names()]
+    return {"configs": names, "targets": AGENT_TARGETS, "cloud": cloud,
+            "may_prioritize": principal.has("job.priority.high"), "idempotency_key": secrets.token_urlsafe(16),
+            "may_configure": principal.has("admin.config")}
 
 
 @router.get("/jobs/new")
@@ -370,13 +376,17 @@ async def new_job_submit(request: Request) -> Response:
     state = get_state(request)
     errors: list[str] = []
     try:
-        data: dict[str, Any] = {"config_name": form.get("config_name", ""), "target": form.get("target", "auto"),
+        target = form.get("target", "auto")
+        data: dict[str, Any] = {"config_name": form.get("config_name", ""),
                                 "worker_labels": _labels(form.get("worker_labels", "")),
                                 "gpu_count": _int(form.get("gpu_count"), None, 1, 1024, "GPU count"),
                                 "idempotency_key": _blank(form.get("idempotency_key"))}
         if principal.has("job.priority.high"):
             data["priority"] = _int(form.get("priority"), None, 0, 1000, "priority")
-        body = SubmitBody.model_validate(data)
+        if registry.is_provider(target):  # as POST /api/cloud/jobs/submit with "provider"
+            body = CloudSubmitBody.model_validate({**data, "provider": target}).as_submission()
+        else:
+            body = SubmitBody.model_validate({**data, "target": target})
         job, _ = await submit(body, principal, state.db, state.temporal, state.settings, client_ip(request))
         return _see_other(f"/jobs/{quote(job['job_id'], safe='')}")
     except ValidationError as exc:
@@ -386,6 +396,34 @@ async def new_job_submit(request: Request) -> Response:
         errors, status = [exc.detail], exc.status_code
     context = await _db(request, _new_job_context, principal)
     return render(request, principal, "job_new.html", status=status, values=form, errors=errors, **context)
+
+
+def _link(value: Any) -> str | None:
+    """``value`` when it is an absolute http(s) URL (shown as a link), else None (shown as text)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    return value if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def _output_items(output: Any) -> list[dict[str, Any]]:
+    """A provider training's output as name/text/link rows (Replicate: ``version`` and ``weights``)."""
+    if output is None:
+        return []
+    entries = output.items() if isinstance(output, dict) else [(None, output)]
+    return [{"name": None if name is None else str(name),
+             "text": value if isinstance(value, str) else json.dumps(value, default=str),
+             "url": _link(value)} for name, value in entries]
+
+
+def _provider_training(session, job_id: str) -> dict[str, Any] | None:
+    row = trainings.find(session, job_id)
+    if row is None:
+        return None
+    return {**trainings.to_dict(row), "output_items": _output_items(row.output)}
 
 
 def _job_view(session, principal: Principal, job_id: str, settings) -> dict[str, Any]:
@@ -404,6 +442,7 @@ def _job_view(session, principal: Principal, job_id: str, settings) -> dict[str,
         temporal_url = (f"{settings.temporal_ui_url.rstrip('/')}/namespaces/"
                         f"{quote(settings.temporal.namespace, safe='')}/workflows/{quote(job.id, safe='')}")
     return {"job": view, "approval": approval, "log_lines": [r.line for r in lines],
+            "training": _provider_training(session, job.id), "on_provider": registry.is_provider(job.target),
             "last_log_id": lines[-1].id if lines else 0, "last_event": events.latest_id(session),
             "terminal": job.status in TERMINAL_STATUSES, "temporal_url": temporal_url,
             "may_cancel": job.status not in TERMINAL_STATUSES and principal.may_see(job.owner_id, "job.cancel")}

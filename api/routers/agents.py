@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from activities.request_body import RequestBody
 from activities.capacity import claims, workers
+from activities.storage.credentials import job_storage_env
 from activities.db.models import Worker
 from activities.errors import DomainError
 from activities.jobs import jobs
@@ -90,10 +91,14 @@ def heartbeat(beat: workers.Heartbeat, state: StateDep, agent: WorkerDep, backgr
 
 
 @router.post("/job/{job_id}/claim", response_model=Assignment)
-async def claim(job_id: str, body: ClaimBody, state: StateDep, agent: WorkerDep, background: BackgroundTasks) -> dict:
-    """Claim an attempt received from the pool's queue; the answer is what to run. 409: not yours
+async def claim(job_id: str, body: ClaimBody, state: StateDep, agent: WorkerDep, background: BackgroundTasks,
+                request: Request) -> dict:
+    """Claim an attempt received from the pool's queue; the answer is what to run (its ``config.env``
+    carries the job's storage credential: ``AWS_ENDPOINT_URL_S3`` and the rest). 409: not yours
     (claimed by another agent, stale, this agent drains); 403: dispatched to another pool; 410: the
     job no longer needs it."""
+    public = str(request.base_url)  # the address this agent reaches the API at: its training can, too
+
     def record() -> tuple[dict, AgentStarted]:
         with state.db.session() as session:
             worker = workers.get(session, agent.id)
@@ -102,9 +107,10 @@ async def claim(job_id: str, body: ClaimBody, state: StateDep, agent: WorkerDep,
             except DomainError:
                 session.commit()  # the refusal's audit entry
                 raise
+            storage = job_storage_env(session, job.id, public)
             session.commit()
-            return claims.assignment(job, row), AgentStarted(agent_id=worker.id, agent_name=worker.name,
-                                                             attempt=row.attempt)
+            return claims.assignment(job, row, storage), AgentStarted(agent_id=worker.id, agent_name=worker.name,
+                                                                      attempt=row.attempt)
 
     answer, started = await asyncio.to_thread(record)
     # The claim is recorded: the agent may start at once. Telling the job's workflow is a hint it

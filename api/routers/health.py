@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from activities.capacity import workers
 from activities.db.engine import ping
+from api import provider_health
 from api.deps import OptionalPrincipalDep, StateDep
 from api.schemas.health import HealthReport, Live, NotReady, Ready
 from api.state import AppState
@@ -108,13 +109,15 @@ UNHEALTHY = {503: {"model": HealthReport, "description": "The same report, when 
 
 @router.head("", operation_id="health_head", response_model=HealthReport, responses=UNHEALTHY)
 @router.get("", response_model=HealthReport, responses=UNHEALTHY)
-async def health(state: StateDep, details: DetailsDep) -> JSONResponse:
+async def health(state: StateDep, details: DetailsDep, include_providers: bool = False) -> JSONResponse:
+    """``include_providers=true`` also calls each configured cloud provider (adds its latency)."""
     db, temporal = await asyncio.to_thread(_check_db, state), await _check_temporal(state)
     secrets = await asyncio.to_thread(_check_secrets, state)
+    providers = await provider_health.check(state, live=include_providers)
     online, total = db.pop("_agents", (0, 0))
     agents = {"name": "agents", "status": "healthy" if online else "degraded",
               "message": f"{online} of {total} agent(s) online", "online": online, "total": total}
-    components = [_shown(c, details) for c in (db, temporal, agents, secrets)]
+    components = [_shown(c, details) for c in (db, temporal, agents, secrets, *providers)]
     status = ("unhealthy" if any(c["status"] == "unhealthy" for c in components)
               else "degraded" if any(c["status"] == "degraded" for c in components) else "healthy")
     return JSONResponse({"status": status, "version": VERSION,

@@ -13,14 +13,15 @@ from activities.db.models import Job, JobLogLine
 from activities.errors import NotFound
 from activities.identity.principals import Principal
 from activities.jobs import jobs
+from activities.providers import trainings
 from api import outputs, sse
 from api.job_cancel import cancel_job
 from api.deps import PrincipalDep, SessionDep, StateDep, client_ip, require
 from activities.paging import PageRequest
 from api.paging import PageDep
-from api.schemas.jobs import CancelRequested, Job as JobAnswer, JobPage, Logs, Submitted
+from api.schemas.jobs import CancelRequested, JobDetail, JobPage, Logs, Submitted
 from api.schemas.media import DOWNLOAD, event_stream
-from api.submission import SubmitBody, submit
+from api.submission import CloudSubmitBody, SubmitBody, submit
 from workflows.contracts import TERMINAL_STATUSES
 
 router = APIRouter(tags=["jobs"])
@@ -46,6 +47,15 @@ async def submit_job(body: SubmitBody, state: StateDep, principal: SubmitterDep,
     return {"job_id": job["job_id"], "status": job["status"], "idempotent_replay": not created, "job": job}
 
 
+@router.post("/api/cloud/jobs/submit", status_code=201, response_model=Submitted,
+             responses={200: {"model": Submitted,
+                              "description": "The same submission again (idempotency key): the job it made"}})
+async def submit_cloud_job(body: CloudSubmitBody, state: StateDep, principal: SubmitterDep, request: Request,
+                           response: Response) -> dict:
+    """Like ``/api/queue/submit``; ``provider`` names a cloud provider to run it on (none: GPU agents)."""
+    return await submit_job(body.as_submission(), state, principal, request, response)
+
+
 @router.get("/api/cloud/jobs", response_model=JobPage)
 def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
               status: str | None = None, user: str | None = None, config: str | None = None,
@@ -55,9 +65,12 @@ def list_jobs(session: SessionDep, principal: PrincipalDep, request: Request,
     return {"jobs": [jobs.to_dict(j, base) for j in found.rows], **found.fields()}
 
 
-@router.get("/api/cloud/jobs/{job_id}", response_model=JobAnswer)
+@router.get("/api/cloud/jobs/{job_id}", response_model=JobDetail)
 def get_job(job_id: str, session: SessionDep, principal: PrincipalDep, request: Request) -> dict:
-    return jobs.to_dict(visible_job(session, principal, job_id), str(request.base_url).rstrip("/"))
+    job = visible_job(session, principal, job_id)
+    answer = jobs.to_dict(job, str(request.base_url).rstrip("/"))
+    training = trainings.find(session, job.id)
+    return {**answer, "provider_training": trainings.to_dict(training) if training is not None else None}
 
 
 @router.post("/api/cloud/jobs/{job_id}/cancel", status_code=202, response_model=CancelRequested)

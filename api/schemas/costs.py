@@ -19,6 +19,16 @@ class ProviderConfig(Answer):
     cost_limit_amount: float | None
     cost_limit_period: Period
     cost_limit_action: Literal["warn", "block"]
+    version: str | None = Field(description="cloud providers: the trainer's 'owner/model:version-id'")
+    destination: str | None = Field(description="cloud providers: the 'owner/model' trained weights go to")
+    webhook_url: str | None = Field(description="public URL of POST /api/webhooks/{provider}; null: polling only")
+    webhook_allowed_ips: list[str] | None = Field(description="CIDR ranges webhooks may come from (null: any)")
+    polling_interval_seconds: float | None
+    api_base_url: str | None
+    ssl_verify: bool | None = Field(description="null: the process-wide setting")
+    ca_bundle_path: str | None
+    proxy_url: str | None = Field(description="its password is not shown")
+    http_timeout: float | None
     updated_at: datetime
     updated_by: str | None
 

@@ -59,10 +59,19 @@ class Secrets(Answer):
     providers: list[SecretsProviderState] = Field(description="each configured secrets provider, in the order asked")
 
 
+class ProviderHealth(Answer):
+    name: str = Field(description="the cloud provider (only configured ones are listed)")
+    kind: Literal["provider"]
+    status: Literal["healthy", "degraded"]
+    message: str
+    circuit: Literal["closed", "half_open", "open"]
+    latency_ms: float | None = Field(None, description="of the live call (include_providers=true)")
+
+
 class HealthReport(Answer):
     status: Status
     version: str
     uptime_seconds: float
     timestamp: datetime
-    components: list[Reachable | Unreachable | Agents | Secrets] = Field(
-        description="the database, Temporal, the agents and the secrets providers")
+    components: list[Reachable | Unreachable | Agents | Secrets | ProviderHealth] = Field(
+        description="the database, Temporal, the agents, the secrets providers and each configured cloud provider")

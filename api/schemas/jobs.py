@@ -19,6 +19,26 @@ class JobOutput(Answer):
     url: str = Field(description="where to download it (GET, same credentials)")
 
 
+class ProviderTraining(Answer):
+    """The cloud provider's training of a job, as last confirmed (a verified webhook or a poll)."""
+    provider: str
+    training_id: str | None
+    status: str = Field(description="the provider's own status (replicate: starting, processing, succeeded, ...)")
+    credential_source: str | None = Field(description="which credential created it: user (the submitter's own) or "
+                                                      "global; never the value")
+    output: dict[str, Any] | None = Field(description="what the provider reported as the training's output "
+                                                      "(replicate: version and weights); anything else as value")
+    error: str | None
+    predict_time: float | None = Field(description="compute seconds the provider billed")
+    created_at: datetime
+    updated_at: datetime
+
+
+class UploadProgress(Answer):
+    bytes: int = Field(description="bytes the job's storage bucket holds")
+    objects: int = Field(description="objects the job's storage bucket holds")
+
+
 class Job(Answer):
     job_id: str
     status: JobStatus
@@ -37,6 +57,7 @@ class Job(Answer):
     hardware_type: str | None = Field(description="of the agent that claimed the latest attempt")
     queue_reason: str | None = Field(description="why it waits, while it does")
     progress: dict[str, Any] | None = Field(description="what the training process last reported (free-form)")
+    upload_progress: UploadProgress = Field(description="what it stored through the S3-compatible storage endpoint")
     error: str | None
     team_id: str | None
     org_id: str | None
@@ -49,6 +70,11 @@ class Job(Answer):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobDetail(Job):
+    """``GET /api/cloud/jobs/{job_id}``: the job, and for a job on a cloud provider its training."""
+    provider_training: ProviderTraining | None = Field(description="null unless the job runs on a cloud provider")
 
 
 class JobPage(Answer):

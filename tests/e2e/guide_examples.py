@@ -266,7 +266,7 @@ OPERATIONS = (
     Example(
         "operations/job-status", "Operations guide, View upload progress: check current uploads",
         "http://localhost:8001/api/cloud/jobs/{job_id}", fill=(("{job_id}", "${job_id}"),),
-        note="the job answers; its upload_progress belongs to the S3 storage endpoint, which is not built"),
+        note="the job answers with its upload_progress (what its storage bucket holds)"),
 )
 
 
@@ -308,9 +308,6 @@ NOT_IMPLEMENTED = (
     ("Enterprise guide, 8. Notification System: Slack channel",
      'POST /api/cloud/notifications/channels {"channel_type": "slack", ...}',
      "only e-mail channels exist (channel_type is 'email')"),
-    ("Enterprise guide, 4. Airflow example (Python, not curl)", "POST /api/cloud/{provider}/submit",
-     "jobs are submitted with POST /api/queue/submit; no per-provider submit route"),
     ("Operations guide, storage tunnels", "curl -L https://github.com/cloudflare/...; curl -s https://ngrok-agent...",
      "downloads of third-party tools, not requests to this API"),
-    ("Operations guide, S3-compatible storage", "/api/cloud/storage/{bucket}/{key}", "no S3 endpoint"),
 )

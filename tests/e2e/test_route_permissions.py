@@ -128,6 +128,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/queue/position/{job_id}"): "job.view",
     ("POST", "/api/queue/{job_id}/priority"): "queue.manage",
     ("POST", "/api/queue/{job_id}/cancel"): "job.cancel",
+    ("GET", "/api/cloud/providers"): "any",
+    ("POST", "/api/cloud/providers/{provider}/validate"): "admin.config",
+    ("POST", "/api/cloud/{provider}/submit"): "job.submit",
+    ("POST", "/api/cloud/jobs/submit"): "job.submit",
+    ("POST", "/api/webhooks/{provider}"): "public",  # the provider's signature is the authentication
     ("GET", "/api/cloud/providers/{provider}/config"): "admin.config",
     ("PUT", "/api/cloud/providers/{provider}/config"): "admin.config",
     ("GET", "/api/cloud/metrics/cost-limit-status"): "job.view.all",

@@ -11,6 +11,7 @@ from workflows.contracts.approvals import (
     OpenApproval, approver_eligible,
 )
 from workflows.contracts.continuation import JobResume, RunContinuation
+from workflows.contracts.providers import PROVIDER_CHANGED_SIGNAL, ProviderStart, ProviderSync, ProviderSyncRequest
 from workflows.contracts.dispatch import (
     ClaimCheck, ConfirmedClaim, DispatchOpening, DispatchRequest, DispatchResult, DispatchTicket, GpuDispatchService,
     SettledDispatch, SettleRequest, TrainingTask,
@@ -28,7 +29,7 @@ from workflows.contracts.names import (
     RECONCILER_WORKFLOW, RUN_TRAINING_ACTIVITY,
     SA_AGENT_NAME, SA_APPROVAL_STATE, SA_CONFIG_NAME, SA_COST_ESTIMATE, SA_JOB_ATTEMPT, SA_JOB_OWNER, SA_JOB_STATUS,
     SA_JOB_TARGET, SA_ORG_SLUG, SA_QUEUE_PRIORITY, SA_TEAM_SLUG, SEARCH_ATTRIBUTES, TERMINAL_STATUSES,
-    TRAINING_WORKFLOW, ApprovalStatus, JobStatus, JobTarget, dispatch_workflow_id, job_id_for, task_queue_priority,
+    TRAINING_WORKFLOW, ApprovalStatus, JobStatus, JobTarget, AGENT_TARGETS, dispatch_workflow_id, job_id_for, task_queue_priority,
 )
 from workflows.contracts.placement import (
     CPU, hardware_matches, labels_match, normalize_hardware_type, pool_task_queue,

@@ -18,7 +18,7 @@ from workflows.contracts.jobs import AgentStarted, EvaluatedJob, JobScope, JobSu
 
 
 class JobResume(BaseModel):
-    phase: Literal["approval", "admission", "placement"]
+    phase: Literal["approval", "admission", "placement", "provider"]
     evaluated: EvaluatedJob
     status: str
     queue_reason: str | None = None

@@ -34,7 +34,8 @@ RUN_TRAINING_ACTIVITY = "run_training"
 JobStatus = Literal["pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ALL_STATUSES: tuple[str, ...] = ("pending", "pending_approval", "queued", "running", "completed", "failed", "cancelled")
-JobTarget = Literal["worker", "local", "auto"]
+AGENT_TARGETS = ("worker", "local", "auto")  # any other target names a cloud provider
+JobTarget = str  # "worker" | "local" | "auto" (GPU agents) or a cloud provider's name ("replicate")
 ApprovalStatus = Literal["pending", "approved", "rejected", "expired", "cancelled"]
 
 # Level names and priorities (viewer 10, researcher 20, lead 30, admin 100).
