@@ -11,7 +11,7 @@ from typing import Any
 from activities.outbound_http.tls import CaBundleError
 from activities.providers import registry
 from activities.providers import settings as provider_settings
-from activities.providers.base import Connection, ProviderCallError, ProviderRefused
+from activities.providers.base import ProviderCallError, ProviderRefused
 
 
 async def validate(state: Any, provider: str, user_id: str | None) -> dict[str, Any]:
@@ -32,9 +32,8 @@ async def validate(state: Any, provider: str, user_id: str | None) -> dict[str, 
     if token is None:
         return answer
     try:
-        async with provider_settings.http_client(row, state.settings.outbound_http) as client:
-            found = await impl.validate(Connection(base_url=provider_settings.base_url(row), token=token,
-                                                   client=client))
+        async with provider_settings.connection(row, state.settings.outbound_http, token) as conn:
+            found = await impl.validate(conn)
     except (ProviderCallError, ProviderRefused) as exc:
         return {**answer, "error": exc.detail}
     except CaBundleError as exc:  # the bundle was readable when it was set, and is not any more

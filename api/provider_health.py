@@ -8,7 +8,7 @@ import time
 
 from activities.providers import circuit, registry
 from activities.providers import settings as provider_settings
-from activities.providers.base import Connection, ProviderCallError, ProviderRefused
+from activities.providers.base import ProviderCallError, ProviderRefused
 from api.state import AppState
 
 
@@ -52,9 +52,8 @@ async def _live(state: AppState, row, name: str) -> dict:
         return {"status": "degraded", "message": f"{name}: no global API token to check with"}
     started = time.perf_counter()
     try:
-        async with provider_settings.http_client(row, state.settings.outbound_http) as client:
-            await registry.get(name).validate(Connection(base_url=provider_settings.base_url(row), token=token,
-                                                         client=client))
+        async with provider_settings.connection(row, state.settings.outbound_http, token) as conn:
+            await registry.get(name).validate(conn)
     except (ProviderCallError, ProviderRefused) as exc:
         return {"status": "degraded", "message": f"{name} API not answering as expected", "_detail": exc.detail}
     return {"latency_ms": round((time.perf_counter() - started) * 1000, 2), "message": f"{name} API reachable"}

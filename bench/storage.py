@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,16 +27,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.memory import PeakRss  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 MiB = 1024 * 1024
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def start_api(root: Path) -> tuple[subprocess.Popen, str, Path]:
@@ -119,24 +112,14 @@ def main() -> int:
         os.sync()
         copy = timed(lambda: shutil.copyfile(source, root / "copy.bin"), size)
         (root / "copy.bin").unlink()
-        baseline, peak, done = rss(proc.pid), 0, threading.Event()
-
-        def watch() -> None:
-            nonlocal peak
-            while not done.wait(0.02):
-                peak = max(peak, rss(proc.pid))
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        up = timed(lambda: s3.upload_file(str(source), job_id, "bench.bin"), size)
-        down = timed(lambda: s3.download_file(job_id, "bench.bin", str(root / "back.bin")), size)
-        done.set()
-        watcher.join()
+        with PeakRss(proc.pid) as memory:
+            up = timed(lambda: s3.upload_file(str(source), job_id, "bench.bin"), size)
+            down = timed(lambda: s3.download_file(job_id, "bench.bin", str(root / "back.bin")), size)
         print(f"object size            {args.size_mib} MiB")
         print(f"local copy             {copy:8.1f} MiB/s")
         print(f"upload (boto3)         {up:8.1f} MiB/s   {up / copy:.2f}x the copy")
         print(f"download (boto3)       {down:8.1f} MiB/s   {down / copy:.2f}x the copy")
-        print(f"API RSS growth (peak)  {(peak - baseline) / MiB:8.1f} MiB")
+        print(f"API RSS growth (peak)  {memory.growth / MiB:8.1f} MiB")
         print(f"goal: >= 0.5x the copy; upload {'met' if up / copy >= 0.5 else 'NOT met'}, "
               f"download {'met' if down / copy >= 0.5 else 'NOT met'}")
     finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from activities.outbound_http.client import get_async_client
 from activities.outbound_http.settings import OutboundHttpSettings
 from activities.outbound_http.tls import CaBundleError, ca_bundle_context
 from activities.providers import registry
-from activities.providers.base import ProviderRefused
+from activities.providers.base import Connection, ProviderRefused
 from activities.secrets import credentials
 
 TOKEN_CREDENTIAL = "api_token"
@@ -107,6 +108,13 @@ def token(session: Session, provider: str, user_id: str | None, secrets: Any,
             return value, "global"
     raise ProviderRefused(f"no {provider} API token: set your own credential {provider}/{TOKEN_CREDENTIAL}, or "
                           f"the global SIMPLETUNER_{provider.upper()}_API_TOKEN (or {conventional})")
+
+
+@asynccontextmanager
+async def connection(row: ProviderConfig, process: OutboundHttpSettings, token: str) -> AsyncIterator[Connection]:
+    """A connection to the provider for a few calls: its base URL, the token, its own HTTP client."""
+    async with http_client(row, process) as client:
+        yield Connection(base_url=base_url(row), token=token, client=client)
 
 
 @dataclass

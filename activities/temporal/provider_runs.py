@@ -24,7 +24,7 @@ from activities.errors import DomainError
 from activities.observability.log_context import LogContext
 from activities.providers import circuit, registry, trainings
 from activities.providers import settings as provider_settings
-from activities.providers.base import Connection, ProviderCallError, ProviderRefused, TrainingRequest
+from activities.providers.base import ProviderCallError, ProviderRefused, TrainingRequest
 from activities.settings import Settings
 from activities.storage.credentials import job_storage_env
 from activities.temporal.binding import bound_job
@@ -128,8 +128,7 @@ class ProviderActivities:
             request = TrainingRequest(job_id=job_id, version=row.version or "", destination=row.destination,
                                       input=inputs, webhook_url=row.webhook_url)
             try:
-                async with provider_settings.http_client(row, self._settings.outbound_http) as client:
-                    conn = Connection(base_url=provider_settings.base_url(row), token=ctx["token"], client=client)
+                async with provider_settings.connection(row, self._settings.outbound_http, ctx["token"]) as conn:
                     state = await provider.create_training(conn, request)
             except ProviderCallError as exc:
                 await asyncio.to_thread(self._count, provider.name, exc.detail)
@@ -182,8 +181,7 @@ class ProviderActivities:
         if opened is not None:
             return opened.detail
         try:
-            async with provider_settings.http_client(row, self._settings.outbound_http) as client:
-                conn = Connection(base_url=provider_settings.base_url(row), token=ctx["token"], client=client)
+            async with provider_settings.connection(row, self._settings.outbound_http, ctx["token"]) as conn:
                 state = await provider.get_training(conn, ctx["training_id"])
         except ProviderCallError as exc:
             await asyncio.to_thread(self._count, provider.name, exc.detail)
@@ -227,8 +225,7 @@ class ProviderActivities:
             if not ctx["training_id"]:
                 return True
             try:
-                async with provider_settings.http_client(row, self._settings.outbound_http) as client:
-                    conn = Connection(base_url=provider_settings.base_url(row), token=ctx["token"], client=client)
+                async with provider_settings.connection(row, self._settings.outbound_http, ctx["token"]) as conn:
                     state = await provider.cancel_training(conn, ctx["training_id"])
             except ProviderCallError as exc:
                 await asyncio.to_thread(self._count, provider.name, exc.detail)

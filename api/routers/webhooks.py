@@ -15,7 +15,7 @@ from activities.errors import Unauthorized
 from activities.observability.log_context import LogContext
 from activities.providers import registry, trainings, webhooks
 from activities.providers import settings as provider_settings
-from activities.providers.base import Connection, ProviderCallError, ProviderRefused, WebhookRejected
+from activities.providers.base import ProviderCallError, ProviderRefused, WebhookRejected
 from api.deps import StateDep, client_ip
 from api.schemas.providers import WebhookAck
 from workflows.contracts import PROVIDER_CHANGED_SIGNAL
@@ -53,9 +53,8 @@ async def receive_webhook(provider: ProviderName, request: Request, state: State
     row, token, job_id = await asyncio.to_thread(locate)
 
     async def fetch_secret() -> str:
-        async with provider_settings.http_client(row, state.settings.outbound_http) as client:
-            return await impl.webhook_secret(Connection(base_url=provider_settings.base_url(row), token=token,
-                                                        client=client))
+        async with provider_settings.connection(row, state.settings.outbound_http, token) as conn:
+            return await impl.webhook_secret(conn)
 
     try:
         delivery = await SECRETS.verify(impl, token, fetch_secret, request.headers, body)

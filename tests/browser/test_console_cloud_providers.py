@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 from playwright.sync_api import expect
 
 from tests.browser.visit import MARKUP, sign_in_with_key, sign_in_with_password
 from tests.e2e.test_users_and_auth import make_user
+from tests.e2e.replicate_stack import cloud_stack
 from tests.servers.replicate_server import ReplicateServer
 
 pytestmark = pytest.mark.e2e
@@ -32,14 +32,7 @@ def replicate():
 def stack(stack_factory, replicate):
     """The browser fixtures' stack, with Replicate's global token and base URL pointing at the stand-in,
     a rate for the config's GPU and a config that states its hours (the job's cost is known)."""
-    stack = stack_factory(start=False, extra_env={
-        "SIMPLETUNER_REPLICATE_API_TOKEN": replicate.token, "REPLICATE_BASE_URL": replicate.url})
-    stack.enterprise_config.write_text(yaml.safe_dump({"cost": {"hourly_rates_usd": {"a100*": 7.2}}}))
-    stack.start()
-    body = stack.tiny_config()
-    body.update(hardware_type="a100-80gb", estimated_hours=0.5, gpu_count=1)
-    stack.expect(stack.client.put("/api/configs/cloud-lora", json=body), 200, 201)
-    return stack
+    return cloud_stack(stack_factory, replicate)
 
 
 def _config(stack) -> dict:

@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from tests.e2e.replicate_stack import cloud_stack
 from tests.servers.replicate_server import ReplicateServer
 
 pytestmark = pytest.mark.e2e
@@ -23,15 +24,7 @@ def replicate():
 
 
 def _stack(stack_factory, replicate, **env):
-    stack = stack_factory(start=False, extra_env={
-        "SIMPLETUNER_REPLICATE_API_TOKEN": replicate.token, "REPLICATE_BASE_URL": replicate.url,
-        "SIMPLETUNER_PROVIDER_CIRCUIT_THRESHOLD": "2", "SIMPLETUNER_PROVIDER_CIRCUIT_COOLDOWN": "2", **env})
-    stack.enterprise_config.write_text(yaml.safe_dump({"cost": {"hourly_rates_usd": {"a100*": 7.2}}}))
-    stack.start()
-    body = stack.tiny_config()
-    body.update(hardware_type="a100-80gb", estimated_hours=0.5, gpu_count=1)
-    stack.expect(stack.client.put("/api/configs/cloud-lora", json=body), 200, 201)
-    return stack
+    return cloud_stack(stack_factory, replicate, **env)
 
 
 def _configure(stack, **fields):

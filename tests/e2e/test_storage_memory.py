@@ -3,24 +3,15 @@ bodies stream to disk a batch at a time, never whole into memory."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 
 from tests.e2e.storage_clients import s3_client, stage_job
 from tests.e2e.test_storage import sha256_of, write_random
+from tests.memory import PeakRss
 
 pytestmark = pytest.mark.e2e
 GiB = 1024 ** 3
 MiB = 1024 ** 2
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @pytest.mark.slow  # writes and reads 1 GiB several times: make slow
@@ -32,23 +23,9 @@ def test_one_gib_upload_keeps_api_memory_flat(stack_factory, tmp_path):
     s3.put_object(Bucket=job_id, Key="warm-up", Body=b"x" * MiB)  # imports and pools allocated before the baseline
     source = tmp_path / "one-gib.bin"
     digest = write_random(source, GiB)
-    baseline = rss_bytes(api.pid)
-    peak, done = baseline, threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not done.wait(0.02):
-            peak = max(peak, rss_bytes(api.pid))
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        with open(source, "rb") as body:
-            s3.put_object(Bucket=job_id, Key="one-gib.bin", Body=body)  # a single PUT: one 1 GiB body
-    finally:
-        done.set()
-        watcher.join()
-    growth = peak - baseline
+    with PeakRss(api.pid) as memory, open(source, "rb") as body:
+        s3.put_object(Bucket=job_id, Key="one-gib.bin", Body=body)  # a single PUT: one 1 GiB body
+    growth = memory.growth
     assert growth <= 64 * MiB, f"API RSS grew {growth / MiB:.1f} MiB during a 1 GiB upload"
     assert s3.head_object(Bucket=job_id, Key="one-gib.bin")["ContentLength"] == GiB
     s3.download_file(job_id, "one-gib.bin", str(tmp_path / "back.bin"))

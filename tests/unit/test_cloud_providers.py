@@ -10,7 +10,6 @@ import pytest
 from sqlmodel import Session, select
 from standardwebhooks.webhooks import Webhook
 
-from activities.db.engine import init_db, make_engine, session as open_session
 from activities.db.models import JobEvent, JobLogLine
 from activities.db.models_providers import ProviderConfig
 from activities.providers import circuit, trainings
@@ -24,12 +23,9 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture
-def session(tmp_path) -> Session:
-    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    init_db(engine)
-    with open_session(engine) as s:
-        yield s
-    engine.dispose()
+def session(db: Session) -> Session:
+    """The shared ``db`` fixture: each test runs on SQLite and on PostgreSQL."""
+    return db
 
 
 def training(status: str = "starting", **extra) -> dict:
