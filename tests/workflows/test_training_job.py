@@ -156,6 +156,8 @@ class Fakes:
     async def continue_job_run(self, req: RunContinuation) -> None:
         """As the real one: the binding moves only to the run that continues the bound one."""
         info = activity.info()
+        if self.bound_run == info.workflow_run_id:
+            return  # a retry (its first completion was lost, e.g. a slow workflow task): already moved
         assert req.previous_run_id == self.bound_run, (req.previous_run_id, self.bound_run)
         self.bound_run = info.workflow_run_id
         self.runs.append(info.workflow_run_id)
