@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, NexusOperationError, TimeoutError
 
 from workflows.approval_gate import ApprovalEnded, ApprovalGate, ApprovalSuspended
@@ -84,6 +85,7 @@ class TrainingJobWorkflow(LegacyJobPath):
         self.runs = 1  # this job's workflow runs so far (continue-as-new)
         self.provider_hint = False  # a webhook recorded something about the job's provider training
         self.provider_training: str | None = None
+        self.provider_started = False
         if sub.resume is not None:
             self._restore(sub.resume)
 
@@ -137,7 +139,8 @@ class TrainingJobWorkflow(LegacyJobPath):
     def state(self) -> dict:
         return {"status": self.status, "attempt": self.attempt, "queue_reason": self.queue_reason,
                 "agent_name": self.agent.agent_name if self.agent else None, "error": self.error,
-                "approval_state": self.approval.state, "admitted": self.admitted}
+                "approval_state": self.approval.state, "admitted": self.admitted,
+                "provider_training": self.provider_training}
 
     # ---- main -------------------------------------------------------------------------------
 
@@ -432,9 +435,11 @@ class TrainingJobWorkflow(LegacyJobPath):
     async def _start_training(self) -> ProviderStart:
         while True:
             try:
-                start = await workflow.execute_activity(
+                self.provider_started = True  # from here a cancel asks the provider too (see _cancel_provider)
+                start = await workflow.execute_activity(  # a cancel waits for it: a training it creates is known
                     "start_provider_training", self.sub.job_id, result_type=ProviderStart,
                     start_to_close_timeout=PROVIDER_CALL_TIMEOUT, retry_policy=PROVIDER_RETRY,
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     summary=f"create the training on {self.sub.target}")
             except ActivityError as err:
                 if is_workflow_cancel(err):
@@ -469,8 +474,9 @@ class TrainingJobWorkflow(LegacyJobPath):
             await self._transition("queued", queue_reason=sync.reason)
 
     async def _cancel_provider(self) -> None:
-        """A cancelled job's training is cancelled at the provider too."""
-        if self.provider_training is None:
+        """A cancelled job's training is cancelled at the provider too (the activity reads which one from
+        the database: a create cut short by the cancel may have recorded it without telling this run)."""
+        if not self.provider_started:
             return
         try:
             await workflow.execute_activity("cancel_provider_training", self.sub.job_id, result_type=bool,

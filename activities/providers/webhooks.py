@@ -23,7 +23,7 @@ from sqlmodel import Session
 from activities.audit.trail import audit
 from activities.db.models_providers import ProviderConfig, ProviderTraining, WebhookReceipt
 from activities.errors import Forbidden, InvalidInput, NotFound
-from activities.providers.base import CloudProvider, WebhookRejected
+from activities.providers.base import CloudProvider, ProviderCallError, WebhookRejected
 
 SECRET_TTL_SECONDS = 3600.0
 REFETCH_AFTER_SECONDS = 30.0  # a mismatch fetches the secret again at most this often
@@ -124,6 +124,8 @@ def parse(provider: CloudProvider, body: bytes) -> Any:
         return provider.parse_training(json.loads(body))
     except ValueError:
         raise InvalidInput("webhook body is not JSON") from None
+    except ProviderCallError as exc:  # signed, but not a training: retrying it would not help
+        raise InvalidInput(f"webhook body is not a training: {exc.detail}") from None
 
 
 def owner_of(session: Session, row: ProviderTraining) -> str | None:

@@ -208,7 +208,7 @@ class ProviderActivities:
             if row is None or row.training_id is None:
                 return ProviderSync(provider_status="creating", job_status="queued", reason=reason)
             status = provider.job_status(row.status)
-            if row.status in provider.terminal and status == "completed" and row.predict_time is not None:
+            if row.status in provider.terminal and row.predict_time is not None:  # failed runs are billed too
                 cost = provider.actual_cost_usd(_state_of(row), job.hourly_rate_usd, job.gpu_count or 1)
                 _record_cost(session, job, row.predict_time, cost)
             session.commit()
