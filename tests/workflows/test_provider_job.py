@@ -1,7 +1,7 @@
 """A job on a cloud provider, in the workflow: the training is created (after waiting on a timer while
 the provider's circuit is open), followed through webhook hints and polls, ended as the provider's run
 ended, cancelled at the provider when the job is, and carried across continue-as-new. Each run's history
-replays."""
+replays, and those recorded as fixtures (``provider-*``) keep replaying."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from tests.workflows.test_training_job import Fakes, finishes
+from tests.workflows.test_training_job import Fakes, finishes, record_history
 from workflows.contracts import (
     PROVIDER_CHANGED_SIGNAL, EvaluatedJob, JobResult, JobSubmission, ProviderStart, ProviderSync,
     ProviderSyncRequest, TrainingConfigSpec,
@@ -83,6 +83,9 @@ async def run(env, fakes: ProviderFakes, drive) -> tuple[JobResult | BaseExcepti
             result = err
     for run_id in fakes.runs:
         history = await env.pyd_client.get_workflow_handle(sub.job_id, run_id=run_id).fetch_history()
+        if run_id in (fakes.runs[0], fakes.runs[-1]):  # the replay fixtures (SIMPLETUNER_RECORD_HISTORIES=1)
+            record_history(history, prefix="provider-", suffix="" if len(fakes.runs) == 1 else
+                           "-first-run" if run_id == fakes.runs[0] else "-last-run")
         await Replayer(workflows=[TrainingJobWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
     return result, fakes.statuses(), sub.job_id
 
