@@ -34,7 +34,8 @@ from workflows.contracts import (
 class SubmitBody(RequestBody):
     model_config = ConfigDict(extra="forbid")
     config_name: str = Field(min_length=1, max_length=128)
-    target: str = Field("auto", description="worker, local or auto (GPU agents), or a cloud provider (replicate)")
+    target: str = Field("auto", description="worker, local or auto (GPU agents), or a cloud provider (replicate)",
+                        json_schema_extra={"enum": [*AGENT_TARGETS, *registry.names()]})
     worker_labels: dict[str, str] = Field(default_factory=dict, max_length=64)
     gpu_count: int | None = Field(None, ge=1, le=1024)
     priority: int | None = Field(None, ge=0, le=1000)

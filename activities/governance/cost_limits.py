@@ -98,7 +98,8 @@ def put(session: Session, provider: str, body: ProviderConfigBody, actor: str, i
         raise InvalidInput("cost_limit_amount is required when cost_limit_enabled is true")
     row.updated_at, row.updated_by = utcnow(), actor
     session.add(row)
-    audit(session, actor, "provider.config_changed", "provider", provider, changes, ip=ip)
+    shown = {**changes, "proxy_url": _masked(changes["proxy_url"])} if changes.get("proxy_url") else changes
+    audit(session, actor, "provider.config_changed", "provider", provider, shown, ip=ip)  # no proxy password
     return row
 
 

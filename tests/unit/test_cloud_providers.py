@@ -141,3 +141,24 @@ def test_the_token_is_the_users_own_else_the_global_one(session, monkeypatch):
     row.webhook_url, row.polling_interval_seconds = "https://cp.example/api/webhooks/replicate", 5.0
     polled = provider_settings.polling(row, settings)
     assert polled.webhooks and polled.interval_seconds == 50.0  # webhooks expected: a poll as a safety net
+
+
+def test_settings_change_only_what_is_sent_and_never_log_a_proxy_password(session):
+    from activities.db.models import AuditEntry
+    from activities.errors import InvalidInput
+    from activities.governance import cost_limits
+    from activities.governance.cost_limits import ProviderConfigBody
+
+    cost_limits.put(session, "replicate", ProviderConfigBody(version="acme/t:abc", destination="acme/out"), "admin", None)
+    cost_limits.put(session, "replicate", ProviderConfigBody(proxy_url="http://ops:s3cret@proxy.corp:3128"), "admin",
+                    None)
+    session.commit()
+    shown = cost_limits.to_dict(cost_limits.get(session, "replicate"))
+    assert (shown["version"], shown["destination"]) == ("acme/t:abc", "acme/out")  # kept: not sent the 2nd time
+    assert shown["proxy_url"] == "http://ops:***@proxy.corp:3128"
+    details = [e.details for e in session.exec(select(AuditEntry).where(AuditEntry.action == "provider.config_changed"))]
+    assert details and "s3cret" not in str(details), details
+    with pytest.raises(InvalidInput, match="ssl_verify_acknowledged"):
+        cost_limits.put(session, "replicate", ProviderConfigBody(ssl_verify=False), "admin", None)
+    with pytest.raises(ValueError):
+        ProviderConfigBody(webhook_allowed_ips=["10.0.0.0/33"])
