@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from activities.audit.trail import audit
+from activities.db.models import Job
 from activities.db.models_providers import ProviderConfig, ProviderTraining, WebhookReceipt
 from activities.errors import Forbidden, InvalidInput, NotFound
 from activities.providers.base import CloudProvider, ProviderCallError, WebhookRejected
@@ -129,6 +130,5 @@ def parse(provider: CloudProvider, body: bytes) -> Any:
 
 
 def owner_of(session: Session, row: ProviderTraining) -> str | None:
-    from activities.db.models import Job
     job = session.get(Job, row.job_id)
     return job.owner_id if job is not None else None

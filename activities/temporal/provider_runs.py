@@ -24,7 +24,7 @@ from activities.errors import DomainError
 from activities.observability.log_context import LogContext
 from activities.providers import circuit, registry, trainings
 from activities.providers import settings as provider_settings
-from activities.providers.base import ProviderCallError, ProviderRefused, TrainingRequest
+from activities.providers.base import ProviderCallError, ProviderRefused, TrainingRequest, TrainingState
 from activities.settings import Settings
 from activities.storage.credentials import job_storage_env
 from activities.temporal.binding import bound_job
@@ -239,8 +239,7 @@ class ProviderActivities:
             return True
 
 
-def _state_of(row):
-    from activities.providers.base import TrainingState
+def _state_of(row) -> TrainingState:
     return TrainingState(training_id=row.training_id or "", status=row.status, predict_time=row.predict_time)
 
 

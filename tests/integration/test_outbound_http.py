@@ -143,3 +143,25 @@ async def test_verification_off_with_acknowledgement_is_accepted_and_loud(tmp_pa
     assert answer.status_code == 200
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage() == UNVERIFIED_WARNING]
     assert warnings, caplog.text
+
+
+async def test_a_providers_own_proxy_and_ca_bundle_apply_to_its_calls_only(tmp_path, pki, forward_proxy, tls_server,
+                                                                           proxy_env):
+    """``proxy_url`` and ``ca_bundle_path`` of a cloud provider's settings: its calls reach a name only the
+    proxy resolves, over a private CA, while the process has neither (another provider's calls fail)."""
+    from activities.db.models_providers import ProviderConfig
+    from activities.providers import settings as provider_settings
+
+    proxy_env()
+    process = settings(tmp_path).outbound_http
+    own = ProviderConfig(provider="replicate", proxy_url=forward_proxy.url, ca_bundle_path=str(pki["ca"]),
+                         http_timeout=7.0, api_base_url=tls_server.url(TARGET))
+    async with provider_settings.connection(own, process, "r8_token") as conn:
+        assert conn.base_url == tls_server.url(TARGET) and conn.client.timeout.read == 7.0
+        answer = await conn.client.get(conn.base_url + "/v1/account")
+    assert answer.status_code == 200
+    forward_proxy.wait_logged(f"CONNECT {TARGET}:{tls_server.port}")
+    plain = ProviderConfig(provider="replicate", api_base_url=tls_server.url(TARGET))
+    async with provider_settings.connection(plain, process, "r8_token") as conn:
+        with pytest.raises(httpx.ConnectError):
+            await conn.client.get(conn.base_url + "/v1/account")
